@@ -1,0 +1,253 @@
+"""The aligner interface and the job runner shared by every backend.
+
+An aligner fills ``supervision.alignment["word"]`` of a cut with one ``AlignmentItem`` per transcript word
+(``jstip.text.words(sup.text)``: the transcript's own words, punctuation attached), in order, non-overlapping and
+inside the audio. Gaps between items are silence: segment-level interleaving splits at them. Times are in seconds in
+the frame of ``supervision.start`` (for jstip cuts, whose supervision starts at 0 of the cut, the same as cut time).
+Backends that can also write ``alignment["phone"]`` do.
+
+``align_cuts`` runs an aligner over a cut set: parallel worker processes, a progress bar, restartable (ids already in
+the output or already rejected are skipped), and every item that cannot be aligned goes to ``rejected.jsonl`` beside
+the output with its reason, so that items in = aligned + rejected and one bad item never stops the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+from lhotse import CutSet
+from lhotse.supervision import AlignmentItem
+from lhotse.utils import fastcopy
+from tqdm import tqdm
+
+from jstip.rejects import RejectLog, rejected_ids
+from jstip.text import words as split_words
+
+STAGE = "align"
+SAMPLING_RATE = 16000
+log = logging.getLogger(__name__)
+
+
+class AlignmentError(Exception):
+    """One item cannot be aligned; the message is the reason written to ``rejected.jsonl``."""
+
+
+@dataclass
+class WordSpanTime:
+    """Where one transcript word was spoken, in seconds from the start of the audio the aligner was given."""
+
+    word: str
+    start: float
+    end: float
+    score: float | None = None
+    phones: list[tuple[str, float, float]] = field(default_factory=list)  # (phone, start, end) in seconds
+
+
+class Aligner:
+    """Base class of aligners. Subclasses set ``name`` and implement ``align_audio`` (or override ``align_cut``).
+
+    Aligners are created in the parent process and pickled to the worker processes, so heavy state (a decoder, a
+    model) must be created lazily on first use, not in ``__init__``.
+    """
+
+    name: str = ""
+
+    def align_audio(self, audio: np.ndarray, text: str) -> list[WordSpanTime]:
+        """Align ``text`` to ``audio``.
+
+        Args:
+            audio: (T,) float32 samples in [-1, 1], mono, 16 kHz.
+            text: the transcript (``supervision.text``).
+
+        Returns:
+            One ``WordSpanTime`` per word of ``jstip.text.words(text)``, in order, times in seconds from the start of
+            ``audio``. Raises ``AlignmentError`` with a reason when it cannot.
+        """
+        raise NotImplementedError
+
+    def align_cut(self, cut):
+        """The cut with ``alignment["word"]`` (and ``alignment["phone"]`` where the backend gives phones) filled in
+        on every supervision. Raises ``AlignmentError`` naming the problem."""
+        if not cut.supervisions:
+            raise AlignmentError(f"cut {cut.id} has no supervision: nothing to align")
+        audio = load_cut_audio(cut)
+        new_sups = []
+        for sup in cut.supervisions:
+            words = split_words(sup.text or "")
+            if not words:
+                raise AlignmentError(f"supervision {sup.id} has empty text: nothing to align (drop it or add text)")
+            a = max(0, int(round(sup.start * SAMPLING_RATE)))
+            b = min(len(audio), int(round(sup.end * SAMPLING_RATE)))
+            if b - a < int(0.05 * SAMPLING_RATE):
+                raise AlignmentError(f"supervision {sup.id} covers {max(0, b - a) / SAMPLING_RATE:.3f} s of audio: "
+                                     "too short to align; check its start/duration against the recording")
+            spans = self.align_audio(audio[a:b], sup.text)
+            check_spans(spans, words, (b - a) / SAMPLING_RATE)
+            offset = a / SAMPLING_RATE
+            items = [AlignmentItem(symbol=s.word, start=round(offset + s.start, 4),
+                                   duration=round(s.end - s.start, 4), score=s.score) for s in spans]
+            alignment = dict(sup.alignment or {})
+            alignment["word"] = items
+            phones = [AlignmentItem(symbol=p, start=round(offset + ps, 4), duration=round(pe - ps, 4))
+                      for s in spans for p, ps, pe in s.phones]
+            if phones:
+                alignment["phone"] = phones
+            else:
+                alignment.pop("phone", None)
+            new_sups.append(fastcopy(sup, alignment=alignment))
+        return fastcopy(cut, supervisions=new_sups)
+
+
+def load_cut_audio(cut) -> np.ndarray:
+    """(T,) float32 mono 16 kHz samples of a cut (first channel). Raises ``AlignmentError`` if it cannot be read."""
+    try:
+        if cut.sampling_rate != SAMPLING_RATE:
+            cut = cut.resample(SAMPLING_RATE)
+        audio = cut.load_audio()
+    except Exception as e:  # lhotse raises several types for missing/corrupt files
+        sources = ""
+        if getattr(cut, "recording", None) is not None:
+            sources = ", ".join(str(s.source) for s in cut.recording.sources)
+        raise AlignmentError(f"cannot read the audio of cut {cut.id} ({sources}): {type(e).__name__}: {e}; "
+                             "fix the path in the recordings manifest") from e
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2:
+        audio = audio[0]
+    return audio
+
+
+def check_spans(spans: list[WordSpanTime], words: list[str], duration: float) -> None:
+    """Raise ``AlignmentError`` unless ``spans`` has one entry per word, in order, monotonic, inside ``duration``."""
+    if len(spans) != len(words):
+        raise AlignmentError(f"aligner returned {len(spans)} items for {len(words)} words")
+    prev = 0.0
+    for s, w in zip(spans, words):
+        if s.word != w:
+            raise AlignmentError(f"aligner returned symbol {s.word!r} where the transcript has {w!r}")
+        if not (s.start >= prev - 1e-6 and s.end >= s.start and s.end <= duration + 0.011):
+            raise AlignmentError(f"word {w!r} at {s.start:.3f}-{s.end:.3f} s is not monotonic or not inside the "
+                                 f"{duration:.3f} s of audio")
+        prev = s.end
+
+
+def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
+    """``"i/N"`` -> ``(i, N)`` with 0 <= i < N (None stays None)."""
+    if shard is None or isinstance(shard, tuple):
+        return shard
+    try:
+        i, n = (int(x) for x in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {shard!r} is not of the form i/N (e.g. 0/8)") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {shard!r}: need 0 <= i < N")
+    return i, n
+
+
+_worker_aligner: Aligner | None = None
+
+
+def _init_worker(aligner: Aligner) -> None:
+    global _worker_aligner
+    _worker_aligner = aligner
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
+
+
+def _align_one(cut) -> tuple[str, object, str | None]:
+    """(cut id, aligned cut or None, reason or None). Never raises: a bad item must not stop the job."""
+    try:
+        return cut.id, _worker_aligner.align_cut(cut), None
+    except AlignmentError as e:
+        return cut.id, None, str(e)
+    except Exception as e:  # noqa: BLE001 - a backend bug on one item is still only that item's failure
+        log.exception("unexpected error aligning %s", cut.id)
+        return cut.id, None, f"unexpected {type(e).__name__} in aligner {_worker_aligner.name}: {e}"
+
+
+@dataclass
+class AlignSummary:
+    """What an ``align_cuts`` run did. ``total == aligned + rejected`` over the shard (restarts included)."""
+
+    total: int = 0
+    aligned: int = 0
+    rejected: int = 0
+    skipped: int = 0  # done by an earlier run (counted in aligned/rejected too)
+
+    def as_dict(self) -> dict:
+        return dict(total=self.total, aligned=self.aligned, rejected=self.rejected, skipped=self.skipped)
+
+
+def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, num_jobs: int = 1,
+               shard: str | tuple[int, int] | None = None, progress: bool = True) -> AlignSummary:
+    """Align every cut and write the aligned ones to ``out_path`` (a cuts ``jsonl.gz``).
+
+    Args:
+        cuts: the input cuts (each with audio and supervision text).
+        aligner: the backend (see ``jstip.align.get_aligner``).
+        out_path: output cut manifest; ``rejected.jsonl`` is written in the same folder (stage ``align``).
+        num_jobs: worker processes (1 = in this process).
+        shard: ``"i/N"``: align only cuts whose position in ``cuts`` is i modulo N (write each shard to its own
+            ``out_path``; they share ``rejected.jsonl``).
+        progress: show a tqdm bar.
+
+    Returns:
+        Counts; items in = aligned + rejected.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    rejects = RejectLog(out_path.parent / "rejected.jsonl", STAGE)
+    already_rejected = rejected_ids(rejects.path, STAGE)
+    shard = parse_shard(shard)
+    summary = AlignSummary()
+    with CutSet.open_writer(out_path, overwrite=False) as writer:
+        done = set(writer.ignore_ids)
+
+        def todo() -> Iterator:
+            for idx, cut in enumerate(cuts):
+                if shard is not None and idx % shard[1] != shard[0]:
+                    continue
+                summary.total += 1
+                if cut.id in done or cut.id in already_rejected:
+                    summary.skipped += 1
+                    if cut.id in done:
+                        summary.aligned += 1
+                    else:
+                        summary.rejected += 1
+                    continue
+                yield cut
+
+        bar = tqdm(desc=f"align ({aligner.name})", unit="cut", disable=not progress)
+        if num_jobs <= 1:
+            _init_worker(aligner)
+            results = (_align_one(c) for c in todo())
+            pool = None
+        else:
+            ctx = multiprocessing.get_context("fork")
+            pool = ctx.Pool(num_jobs, initializer=_init_worker, initargs=(aligner,))
+            results = pool.imap_unordered(_align_one, todo(), chunksize=2)
+        try:
+            for cut_id, aligned, reason in results:
+                if aligned is not None:
+                    writer.write(aligned)
+                    summary.aligned += 1
+                else:
+                    rejects.reject(cut_id, reason)
+                    summary.rejected += 1
+                    log.warning("rejected %s: %s", cut_id, reason)
+                bar.update(1)
+                bar.set_postfix(rejected=summary.rejected)
+        finally:
+            bar.close()
+            if pool is not None:
+                pool.close()
+                pool.join()
+    return summary

@@ -1,0 +1,177 @@
+"""Forced alignment with pocketsphinx (the en-us acoustic model and cmudict shipped in its wheel): word and phone times.
+
+Per utterance: each transcript word becomes its dictionary tokens (``jstip.align.normalize``); tokens missing from
+cmudict get a letter-to-sound pronunciation (``jstip.align.pronounce``); the token sequence is aligned with
+``Decoder.set_align_text`` (optional silences between words); a second pass (``Decoder.set_alignment``) gives phone
+times. Tokens are folded back into one item per transcript word. An utterance that finds no alignment path at the
+default beams is retried once with wider beams (as MFA does) before it is rejected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jstip.align.base import Aligner, AlignmentError, WordSpanTime
+from jstip.align.normalize import tokens_for_word
+from jstip.align.pronounce import letter_to_sound
+from jstip.text import words as split_words
+
+FRAME = 0.01  # seconds per pocketsphinx frame (frate 100)
+MIN_FRAMES_PER_PHONE = 3  # one per HMM state: fewer frames than this cannot hold the phones
+DEFAULT_BEAMS = dict(beam=1e-48, wbeam=7e-29, pbeam=1e-48)
+WIDE_BEAMS = dict(beam=1e-80, wbeam=1e-60, pbeam=1e-80)
+
+
+class PocketsphinxAligner(Aligner):
+    """pocketsphinx forced aligner.
+
+    Args:
+        phones: also write ``alignment["phone"]`` (a second decoding pass: about 2.5x the time of words alone).
+        min_frame_score: reject an alignment whose mean acoustic log-score per spoken frame (pocketsphinx log base
+            1.0001, relative to the best senone of each frame) is below this: the text is then very unlikely to be
+            what was said. The default only catches gross mismatches; matched speech scores about -10000 (real) to
+            -40000 (synthetic voices far from the model's training data).
+        hmm, dict: acoustic model folder and dictionary (default: the en-us model shipped with pocketsphinx).
+    """
+
+    name = "pocketsphinx"
+
+    def __init__(self, phones: bool = False, min_frame_score: float = -60000.0, hmm: str | None = None,
+                 dict: str | None = None) -> None:  # noqa: A002 - pocketsphinx's own option name
+        self.phones = phones
+        self.min_frame_score = min_frame_score
+        self.hmm = hmm
+        self.dict = dict
+        self._decoders = None
+        self._added: set[str] = set()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_decoders"] = None  # decoders are created in each worker
+        state["_added"] = set()
+        return state
+
+    def _get_decoders(self):
+        if self._decoders is None:
+            from pocketsphinx import Decoder
+
+            extra = {k: v for k, v in (("hmm", self.hmm), ("dict", self.dict)) if v}
+            self._decoders = [Decoder(lm=None, loglevel="FATAL", **extra, **beams)
+                              for beams in (DEFAULT_BEAMS, WIDE_BEAMS)]
+        return self._decoders
+
+    def pronunciation(self, token: str) -> list[str]:
+        """CMU phones of a token: cmudict's first pronunciation, or the letter-to-sound fallback (then added to the
+        decoders' dictionaries)."""
+        decoders = self._get_decoders()
+        phones = decoders[0].lookup_word(token)
+        if phones is not None:
+            return phones.split()
+        lts = list(letter_to_sound(token))
+        if token not in self._added:
+            for d in decoders:
+                d.add_word(token, " ".join(lts), True)
+            self._added.add(token)
+        return lts
+
+    def align_audio(self, audio: np.ndarray, text: str) -> list[WordSpanTime]:
+        words = split_words(text)
+        tokens_per_word = [tokens_for_word(w) for w in words]
+        tokens = [t for ts in tokens_per_word for t in ts]
+        if not tokens:
+            raise AlignmentError(f"no spoken word in {text!r} (punctuation only): nothing to align")
+        n_phones = sum(len(self.pronunciation(t)) for t in tokens)
+        n_frames = int(len(audio) / (FRAME * 16000))
+        if n_frames < MIN_FRAMES_PER_PHONE * n_phones:
+            raise AlignmentError(f"audio of {len(audio) / 16000:.2f} s is too short for its {len(words)} words "
+                                 f"({n_phones} phones need at least {MIN_FRAMES_PER_PHONE * n_phones * FRAME:.2f} s): "
+                                 "the transcript probably belongs to a longer recording")
+        # Digital silence (exact zeros, common in synthetic speech) gives -inf log energies that derail the
+        # features; a fixed, inaudible dither (about -80 dBFS) keeps them finite and the result reproducible.
+        dither = np.random.default_rng(0).standard_normal(len(audio)).astype(np.float32) * 1e-4
+        pcm = (np.clip(audio + dither, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
+        segs, phones, score = None, [], None
+        for decoder in self._get_decoders():
+            segs, phones, score = self._decode(decoder, pcm, " ".join(tokens), len(tokens))
+            if segs is not None:
+                break
+        if segs is None:
+            raise AlignmentError("no alignment path at default or wide beams: the text does not match the audio "
+                                 "(wrong transcript, or speech too noisy or too far from the acoustic model)")
+        if score < self.min_frame_score:
+            raise AlignmentError(f"acoustic match too poor (mean score {score:.0f} per frame < {self.min_frame_score:.0f}"
+                                 "): the text probably does not match the audio")
+        return _fold(words, tokens_per_word, segs, phones)
+
+    def _decode(self, decoder, pcm: bytes, token_text: str, n_tokens: int):
+        """(token segments [(start_s, end_s, score)], phones [(token index, phone, start_s, end_s)], mean score) or
+        (None, [], None) when this decoder finds no path."""
+        try:
+            decoder.set_align_text(token_text)
+            decoder.start_utt()
+            decoder.process_raw(pcm, full_utt=True)
+            decoder.end_utt()
+        except RuntimeError:
+            return None, [], None
+        raw = decoder.seg()
+        if raw is None:
+            return None, [], None
+        logmath = decoder.get_logmath()
+        segs, total, frames = [], 0.0, 0
+        for s in raw:
+            if s.word.startswith(("<", "[", "+")):  # <sil>, <s>, </s>, fillers
+                continue
+            n = s.end_frame - s.start_frame + 1
+            log_score = logmath.log(s.ascore) if s.ascore > 0 else -1e9 * n
+            total += log_score
+            frames += n
+            segs.append((s.start_frame * FRAME, (s.end_frame + 1) * FRAME, log_score / max(n, 1)))
+        if len(segs) != n_tokens:
+            return None, [], None
+        phones: list[tuple[int, str, float, float]] = []
+        if self.phones:
+            try:
+                decoder.set_alignment()
+                decoder.start_utt()
+                decoder.process_raw(pcm, full_utt=True)
+                decoder.end_utt()
+                alignment = decoder.get_alignment()
+            except RuntimeError:
+                alignment = None
+            if alignment is not None:
+                k = -1
+                for w in alignment:
+                    if w.name.startswith(("<", "[", "+")):
+                        continue
+                    k += 1
+                    for p in w:
+                        phones.append((k, p.name, p.start * FRAME, (p.start + p.duration) * FRAME))
+                if k + 1 != n_tokens:
+                    phones = []
+        return segs, phones, total / max(frames, 1)
+
+
+def _fold(words, tokens_per_word, segs, phones) -> list[WordSpanTime]:
+    """One ``WordSpanTime`` per transcript word from the token segments; unspoken words get a zero-length item."""
+    out: list[WordSpanTime] = []
+    k = 0
+    token_word = []
+    for i, ts in enumerate(tokens_per_word):
+        if not ts:
+            out.append(WordSpanTime(words[i], -1.0, -1.0))
+            continue
+        first, last = segs[k], segs[k + len(ts) - 1]
+        score = float(np.mean([s[2] for s in segs[k:k + len(ts)]]))
+        out.append(WordSpanTime(words[i], round(first[0], 3), round(last[1], 3), round(score, 1)))
+        token_word.extend([len(out) - 1] * len(ts))
+        k += len(ts)
+    for tok, name, ps, pe in phones:
+        out[token_word[tok]].phones.append((name, round(ps, 3), round(pe, 3)))
+    # Unspoken words (punctuation tokens) sit at the boundary before the next spoken word (or after the last).
+    for i, w in enumerate(out):
+        if w.start < 0:
+            prev_end = out[i - 1].end if i > 0 else None
+            nxt = next((x.start for x in out[i + 1:] if x.start >= 0), None)
+            t = prev_end if prev_end is not None else (nxt if nxt is not None else 0.0)
+            w.start = w.end = t
+    return out
