@@ -1,0 +1,347 @@
+"""Word alignment and the error counts built on it: WER, CER, TER, B-WER/U-WER and the entity error rate.
+
+Alignment is by minimum weighted edit cost with the NIST sclite weights: substitution 4, insertion 3, deletion 3
+(a match costs 0). Because a substitution is cheaper than an insertion plus a deletion but dearer than either alone,
+these weights decide the substitution/insertion/deletion split differently from unit-cost Levenshtein (test-clean
+of the biasing benchmark: 1501/195/225 against 1503/194/224), and so which reference words are in error, which
+matters for B-WER. Among paths of equal cost the choice is fixed, cell by cell while filling the table: the diagonal
+(match or substitution) wins ties, then the insertion, and a deletion is taken only when strictly cheaper; the path
+is read back from the last cell. This is the tie-breaking of the published biasing scorer (Le et al. 2021), which
+``jstip score`` reproduces to the count on LibriSpeech (tests/evaluate/test_conformance.py). kaldialign's
+``sclite_mode`` uses the same weights but breaks ties differently (it gives 735/180 instead of 725/190 U-WER
+substitutions/deletions on test-clean), so it is not used for words.
+
+The dynamic programme is vectorised with numpy over a batch of utterances and over the hypothesis axis: row ``i``
+of the cost table is ``min(diagonal, deletion)`` from row ``i - 1``, then the chain of insertions along the row is a
+running minimum (``D[j] = min(cand[j], D[j - 1] + 3)`` = ``3 j + cummin(cand[k] - 3 k)``). CER uses kaldialign's
+unit-cost edit distance over characters (the usual definition, as in jiwer).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SUB_COST = 4
+INS_COST = 3
+DEL_COST = 3
+
+MATCH, SUB, INS, DEL = "C", "S", "I", "D"
+_DIAG, _INS, _DEL = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class AlignedPair:
+    """One step of an alignment: ``op`` is ``C`` (correct), ``S``, ``I`` or ``D``.
+
+    ``ref_index`` is None for an insertion, ``hyp_index`` is None for a deletion.
+    """
+
+    op: str
+    ref_index: int | None
+    hyp_index: int | None
+
+
+@dataclass
+class ErrorCounts:
+    """Substitutions, insertions and deletions against a number of reference units (words or characters)."""
+
+    ref_words: int = 0
+    subs: int = 0
+    ins: int = 0
+    dels: int = 0
+
+    @property
+    def errors(self) -> int:
+        return self.subs + self.ins + self.dels
+
+    @property
+    def rate(self) -> float | None:
+        """errors / ref_words as a fraction, or None when there is no reference unit."""
+        return self.errors / self.ref_words if self.ref_words else None
+
+    def add(self, other: ErrorCounts) -> None:
+        self.ref_words += other.ref_words
+        self.subs += other.subs
+        self.ins += other.ins
+        self.dels += other.dels
+
+    def to_dict(self) -> dict:
+        return {"ref_words": self.ref_words, "subs": self.subs, "ins": self.ins, "dels": self.dels,
+                "errors": self.errors}
+
+
+def _encode(pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    vocab: dict[Hashable, int] = {}
+    encoded = []
+    for ref, hyp in pairs:
+        r = np.fromiter((vocab.setdefault(t, len(vocab)) for t in ref), dtype=np.int64, count=len(ref))
+        h = np.fromiter((vocab.setdefault(t, len(vocab)) for t in hyp), dtype=np.int64, count=len(hyp))
+        encoded.append((r, h))
+    return encoded
+
+
+def _fill_bucket(refs: list[np.ndarray], hyps: list[np.ndarray]) -> np.ndarray:
+    """Fill the back-pointer table of a bucket of utterances.
+
+    Returns:
+        (B, N + 1, M + 1) int8 back-pointers (_DIAG, _INS, _DEL), N and M the longest ref and hyp of the bucket.
+        Padding is harmless: cell (i, j) depends only on cells (<= i, <= j), and each utterance is read back from its
+        own last cell.
+    """
+    batch = len(refs)
+    n_max = max(len(r) for r in refs)
+    m_max = max(len(h) for h in hyps)
+    ref_ids = np.full((batch, max(n_max, 1)), -1, dtype=np.int64)
+    hyp_ids = np.full((batch, max(m_max, 1)), -2, dtype=np.int64)
+    for b, (r, h) in enumerate(zip(refs, hyps)):
+        ref_ids[b, : len(r)] = r
+        hyp_ids[b, : len(h)] = h
+    hyp_ids = hyp_ids[:, :m_max]
+    cols = np.arange(m_max + 1, dtype=np.int64) * INS_COST  # (M + 1,)
+    back = np.empty((batch, n_max + 1, m_max + 1), dtype=np.int8)
+    back[:, 0, :] = _INS
+    prev = np.broadcast_to(cols, (batch, m_max + 1)).copy()  # (B, M + 1) costs of row i - 1
+    row = np.empty_like(prev)
+    for i in range(1, n_max + 1):
+        equal = ref_ids[:, i - 1 : i] == hyp_ids  # (B, M)
+        diag = prev[:, :-1] + np.where(equal, 0, SUB_COST)
+        dele = prev[:, 1:] + DEL_COST
+        row[:, 0] = i * DEL_COST
+        row[:, 1:] = np.minimum(diag, dele)
+        # Insertions chain along the row: D[j] = min(cand[j], D[j-1] + 3) is a running minimum.
+        row[:] = np.minimum.accumulate(row - cols, axis=1) + cols
+        ins = row[:, :-1] + INS_COST
+        # Ties: diagonal first, then insertion; a deletion only when strictly cheaper than both.
+        step = np.where(diag <= ins, np.where(diag <= dele, _DIAG, _DEL), np.where(ins <= dele, _INS, _DEL))
+        back[:, i, 0] = _DEL
+        back[:, i, 1:] = step
+        prev, row = row, prev
+    return back
+
+
+def _read_back(back: np.ndarray, ref: np.ndarray, hyp: np.ndarray) -> list[AlignedPair]:
+    i, j = len(ref), len(hyp)
+    path: list[AlignedPair] = []
+    while i > 0 or j > 0:
+        step = back[i, j] if i > 0 else _INS
+        if step == _DIAG:
+            i, j = i - 1, j - 1
+            path.append(AlignedPair(MATCH if ref[i] == hyp[j] else SUB, i, j))
+        elif step == _INS:
+            j -= 1
+            path.append(AlignedPair(INS, None, j))
+        else:
+            i -= 1
+            path.append(AlignedPair(DEL, i, None))
+    path.reverse()
+    return path
+
+
+def align_batch(
+    pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]], bucket_cells: int = 4_000_000
+) -> list[list[AlignedPair]]:
+    """Align many (reference, hypothesis) token sequences with the sclite weights (see the module docstring).
+
+    Args:
+        pairs: (ref tokens, hyp tokens) per utterance; tokens are any hashable values compared with ``==``.
+        bucket_cells: at most this many table cells per vectorised bucket (memory: one byte per cell).
+
+    Returns:
+        One alignment per pair: the list of :class:`AlignedPair` steps in order.
+    """
+    encoded = _encode(pairs)
+    order = sorted(range(len(encoded)), key=lambda k: (len(encoded[k][0]), len(encoded[k][1])))
+    results: list[list[AlignedPair] | None] = [None] * len(encoded)
+    start = 0
+    while start < len(order):
+        # Grow the bucket while the padded table stays within budget (sorted by length: little padding).
+        end = start + 1
+        n_max = len(encoded[order[start]][0])
+        m_max = len(encoded[order[start]][1])
+        while end < len(order):
+            r, h = encoded[order[end]]
+            n2, m2 = max(n_max, len(r)), max(m_max, len(h))
+            if (end - start + 1) * (n2 + 1) * (m2 + 1) > bucket_cells:
+                break
+            n_max, m_max, end = n2, m2, end + 1
+        bucket = order[start:end]
+        refs = [encoded[k][0] for k in bucket]
+        hyps = [encoded[k][1] for k in bucket]
+        back = _fill_bucket(refs, hyps)
+        for b, k in enumerate(bucket):
+            results[k] = _read_back(back[b], refs[b], hyps[b])
+        start = end
+    return results  # type: ignore[return-value]
+
+
+def align(ref: Sequence[Hashable], hyp: Sequence[Hashable]) -> list[AlignedPair]:
+    """Align one reference with one hypothesis (see :func:`align_batch`)."""
+    return align_batch([(ref, hyp)])[0]
+
+
+def count_errors(alignment: Sequence[AlignedPair]) -> ErrorCounts:
+    """Error counts of one alignment."""
+    counts = ErrorCounts()
+    for pair in alignment:
+        if pair.op != INS:
+            counts.ref_words += 1
+        if pair.op == SUB:
+            counts.subs += 1
+        elif pair.op == INS:
+            counts.ins += 1
+        elif pair.op == DEL:
+            counts.dels += 1
+    return counts
+
+
+def biased_counts(
+    alignment: Sequence[AlignedPair], ref: Sequence[str], hyp: Sequence[str], biasing_words: set[str]
+) -> tuple[ErrorCounts, ErrorCounts]:
+    """Split the errors of an alignment into biased (B-WER) and unbiased (U-WER) counts (Le et al. 2021).
+
+    A reference word counts toward B-WER when it is in ``biasing_words`` and toward U-WER otherwise; an insertion
+    counts toward B-WER only when the inserted word is in ``biasing_words``.
+
+    Returns:
+        (biased, unbiased) counts.
+    """
+    biased, unbiased = ErrorCounts(), ErrorCounts()
+    for pair in alignment:
+        if pair.op == INS:
+            (biased if hyp[pair.hyp_index] in biasing_words else unbiased).ins += 1
+            continue
+        counts = biased if ref[pair.ref_index] in biasing_words else unbiased
+        counts.ref_words += 1
+        if pair.op == SUB:
+            counts.subs += 1
+        elif pair.op == DEL:
+            counts.dels += 1
+    return biased, unbiased
+
+
+def char_counts(ref: str, hyp: str) -> ErrorCounts:
+    """Character error counts (unit-cost edit distance; spaces between words count as characters)."""
+    import kaldialign
+
+    if not ref and not hyp:
+        return ErrorCounts()
+    result = kaldialign.edit_distance(ref, hyp)
+    return ErrorCounts(ref_words=len(ref), subs=result["sub"], ins=result["ins"], dels=result["del"])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Entities
+
+
+@dataclass
+class EntityResult:
+    """Whether one annotated entity instance was recognised, and what the hypothesis has in its place."""
+
+    text: str
+    category: str
+    start: int
+    end: int
+    hit: bool
+    hyp_span: str
+    """The hypothesis tokens aligned to the entity's reference words (insertions between them included)."""
+
+    def to_dict(self) -> dict:
+        return {"text": self.text, "category": self.category, "start": self.start, "end": self.end,
+                "hit": self.hit, "hyp_span": self.hyp_span}
+
+
+def _is_punctuation(text: str) -> bool:
+    return all(unicodedata.category(ch)[0] in "PS" for ch in text)
+
+
+def _strip_all_punctuation(text: str) -> str:
+    return "".join(ch for ch in text if unicodedata.category(ch)[0] not in "PS")
+
+
+def _affix_ok(hyp_affix: str, ref_affix: str) -> bool:
+    # What surrounds the entity inside its own tokens may be punctuation ("Smith," "(Smith") or the same attached
+    # letters as in the reference ("Smith's" for an entity "Smith"); anything else means another word form.
+    return _is_punctuation(hyp_affix) or _strip_all_punctuation(hyp_affix) == _strip_all_punctuation(ref_affix)
+
+
+def surface_form_found(entity_text: str, hyp_span: str, ref_prefix: str = "", ref_suffix: str = "") -> bool:
+    """True if ``entity_text`` occurs verbatim (case and spelling included) in ``hyp_span``, with nothing but
+    punctuation, or the reference's own attached characters, on either side of it."""
+    start = hyp_span.find(entity_text)
+    while start >= 0:
+        end = start + len(entity_text)
+        if _affix_ok(hyp_span[:start], ref_prefix) and _affix_ok(hyp_span[end:], ref_suffix):
+            return True
+        start = hyp_span.find(entity_text, start + 1)
+    return False
+
+
+@dataclass
+class EntityCheck:
+    """The result of :func:`check_entities`: per-entity results and the annotations that could not be used."""
+
+    results: list[EntityResult] = field(default_factory=list)
+    invalid: list[dict] = field(default_factory=list)
+
+
+def check_entities(
+    ref_text: str,
+    ref_tokens: Sequence[str],
+    ref_token_starts: Sequence[int],
+    hyp_tokens: Sequence[str],
+    alignment: Sequence[AlignedPair],
+    entities: Sequence[dict],
+) -> EntityCheck:
+    """Decide, for each annotated entity, whether its exact surface form is at the aligned place in the hypothesis.
+
+    Args:
+        ref_text: the raw reference text (entity offsets index into it).
+        ref_tokens: its whitespace tokens, as written.
+        ref_token_starts: character offset of each token in ``ref_text``.
+        hyp_tokens: raw hypothesis tokens, as written.
+        alignment: an alignment of ``ref_tokens`` with ``hyp_tokens``.
+        entities: ``{"text", "category", "start", "end"}`` with character offsets into ``ref_text``.
+
+    Returns:
+        The per-entity results, and the entities whose offsets do not match their text (``invalid``, with a reason).
+    """
+    check = EntityCheck()
+    aligned_to: dict[int, list[int]] = {i: [] for i in range(len(ref_tokens))}
+    insertions_after: dict[int, list[int]] = {}  # ref index -> hyp indices inserted right after it
+    last_ref = -1
+    for pair in alignment:
+        if pair.op == INS:
+            insertions_after.setdefault(last_ref, []).append(pair.hyp_index)
+        else:
+            last_ref = pair.ref_index
+            if pair.hyp_index is not None:
+                aligned_to[pair.ref_index].append(pair.hyp_index)
+    token_ends = [s + len(t) for s, t in zip(ref_token_starts, ref_tokens)]
+    for entity in entities:
+        text, start, end = entity.get("text"), entity.get("start"), entity.get("end")
+        category = str(entity.get("category", "unknown"))
+        if not isinstance(start, int) or not isinstance(end, int) or not text or ref_text[start:end] != text:
+            check.invalid.append({"entity": dict(entity), "reason": (
+                f"offsets [{start}, {end}) give {ref_text[start:end] if isinstance(start, int) and isinstance(end, int) else None!r}"
+                f", not the entity text {text!r}; fix the offsets")})
+            continue
+        covered = [i for i in range(len(ref_tokens)) if ref_token_starts[i] < end and token_ends[i] > start]
+        if not covered:
+            check.invalid.append({"entity": dict(entity), "reason": "the entity covers no word; fix the offsets"})
+            continue
+        first, last = covered[0], covered[-1]
+        hyp_indices: list[int] = []
+        for i in range(first, last + 1):
+            hyp_indices.extend(aligned_to[i])
+            if i < last:  # insertions strictly inside the entity belong to it; those at its edges do not
+                hyp_indices.extend(insertions_after.get(i, []))
+        hyp_span = " ".join(hyp_tokens[k] for k in sorted(hyp_indices))
+        ref_prefix = ref_text[ref_token_starts[first] : start]
+        ref_suffix = ref_text[end : token_ends[last]]
+        hit = bool(hyp_span) and surface_form_found(text, hyp_span, ref_prefix, ref_suffix)
+        check.results.append(EntityResult(text, category, start, end, hit, hyp_span))
+    return check

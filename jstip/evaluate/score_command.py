@@ -1,0 +1,50 @@
+"""``jstip score``: score any system's hypotheses (thin wrapper around :func:`jstip.evaluate.scoring.score`)."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.command(name="score", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--ref", "ref_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="References, jsonl: id, text, optional entities / biasing_words / domain.")
+@click.option("--hyp", "hyp_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Hypotheses, jsonl: id, hyp.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder: metrics.json and hyps.jsonl are written there.")
+@click.option("--normalizer", default="english-v1", show_default=True, type=click.Choice(["english-v1", "none"]),
+              help="Text normaliser for WER/CER/B-WER ('none': whitespace tokens as written).")
+@click.option("--missing", default="empty", show_default=True, type=click.Choice(["empty", "skip"]),
+              help="References without a hypothesis: score as empty hypotheses, or leave out (listed either way).")
+def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: str) -> None:
+    """Score hypotheses against references: WER, CER, TER, entity error rate, B-WER/U-WER.
+
+    Figures are written as fractions to OUT/metrics.json with their counts (substitutions, insertions, deletions),
+    entity errors per category and per entity (with the aligned hypothesis span of each miss), and ids missing from
+    or extra in the hypotheses. OUT/hyps.jsonl holds one scored line per utterance, which `jstip report` reads.
+
+    \b
+    Example:
+      jstip score --ref test.ref.jsonl --hyp whisper.hyp.jsonl --out exp/whisper
+      jstip report exp/whisper exp/jstip --out report.html
+    """
+    from jstip.evaluate.scoring import read_hyps, read_refs, score, summary_line, write_scores
+
+    try:
+        refs, hyps = read_refs(ref_path), read_hyps(hyp_path)
+    except ValueError as err:
+        raise click.ClickException(str(err)) from err
+    result = score(refs, hyps, normalizer=normalizer, missing=missing)
+    metrics_path, hyps_path = write_scores(result, out_dir)
+    click.echo(f"{result['num_utterances']} utterances: {summary_line(result)}")
+    if result["missing_ids"]:
+        click.echo(f"warning: {len(result['missing_ids'])} reference id(s) missing from {hyp_path} "
+                   f"(first: {result['missing_ids'][0]}), {result['missing_scored_as']}", err=True)
+    if result["extra_ids"]:
+        click.echo(f"warning: {len(result['extra_ids'])} hypothesis id(s) not in {ref_path} "
+                   f"(first: {result['extra_ids'][0]}), ignored", err=True)
+    if result["invalid_entities"]:
+        bad = result["invalid_entities"][0]
+        click.echo(f"warning: {len(result['invalid_entities'])} entity annotation(s) left out "
+                   f"(first: {bad['id']}: {bad['reason']})", err=True)
+    click.echo(f"wrote {metrics_path} and {hyps_path}")

@@ -1,0 +1,294 @@
+"""Score hypotheses against references: the figures of ``metrics.json`` and the rows of ``hyps.jsonl``.
+
+``score()`` is the one place where jstip turns (reference, hypothesis) pairs into figures; ``jstip score`` calls it
+on files and ``jstip evaluate`` on its own decodes, so both write the same ``metrics.json`` / ``hyps.jsonl``.
+
+Which text each figure is computed on:
+
+| figure | tokens | alignment |
+|---|---|---|
+| ``wer``, ``u_wer``, ``b_wer`` | words of the normalised text (:mod:`jstip.evaluate.normalize`) | sclite weights |
+| ``cer`` | characters of the normalised text (spaces included) | unit-cost edit distance |
+| ``ter`` | raw whitespace tokens, case and punctuation kept | sclite weights |
+| ``eer`` | raw tokens, aligned on their normalised forms; an entity is hit only if its exact surface form sits at the aligned place | sclite weights |
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from jstip.evaluate.metrics import (
+    ErrorCounts,
+    align_batch,
+    biased_counts,
+    char_counts,
+    check_entities,
+    count_errors,
+)
+from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
+from jstip.text import word_spans
+
+log = logging.getLogger(__name__)
+
+FIGURES = ("wer", "cer", "ter", "eer", "u_wer", "b_wer")
+"""The headline figures of ``metrics.json``, all fractions (0.05 = 5 %), None when undefined."""
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...]) -> list[dict]:
+    """Read a jsonl file whose lines are objects holding ``required`` keys.
+
+    Raises:
+        ValueError: naming the file, the line and the fix, on a malformed line.
+    """
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({err}); each line must be one JSON object") from err
+            if not isinstance(row, dict):
+                raise ValueError(f"{path}:{lineno}: a line must be a JSON object with keys {list(required)}")
+            missing = [key for key in required if key not in row]
+            if missing:
+                raise ValueError(f"{path}:{lineno}: missing key(s) {missing}; each line needs {list(required)}")
+            rows.append(row)
+    return rows
+
+
+def read_refs(path: str | Path) -> list[dict]:
+    """Reference lines: ``id``, ``text``, optional ``entities``, ``biasing_words`` and ``domain``."""
+    return read_jsonl(path, ("id", "text"))
+
+
+def read_hyps(path: str | Path) -> list[dict]:
+    """Hypothesis lines: ``id``, ``hyp``."""
+    return read_jsonl(path, ("id", "hyp"))
+
+
+def _rate(counts: ErrorCounts) -> float | None:
+    return counts.rate
+
+
+def _ops(alignment) -> str:
+    return "".join(pair.op for pair in alignment)
+
+
+def _entity_figures(results: list[dict]) -> dict:
+    n = len(results)
+    misses = sum(not r["hit"] for r in results)
+    return {"eer": misses / n if n else None, "entities": n, "hits": n - misses, "misses": misses}
+
+
+def score(
+    refs: Iterable[Mapping],
+    hyps: Iterable[Mapping] | Mapping[str, str],
+    normalizer: str = NORMALIZER_VERSION,
+    missing: str = "empty",
+) -> dict:
+    """Score hypotheses against references.
+
+    Args:
+        refs: reference rows: ``id``, ``text``; optional ``entities`` (``text``, ``category``, ``start``, ``end``,
+            character offsets into ``text``), ``biasing_words`` (list of words) and ``domain`` (a label).
+        hyps: hypothesis rows (``id``, ``hyp``) or a mapping id -> hypothesis text.
+        normalizer: name of the WER normaliser (:data:`jstip.evaluate.normalize.NORMALIZERS`): ``english-v1`` or
+            ``none`` (whitespace tokens as written, for corpora that are normalised already).
+        missing: what to do with a reference that has no hypothesis: ``empty`` scores it as an empty hypothesis
+            (every word deleted, every entity missed), ``skip`` leaves it out of the figures. It is listed in
+            ``missing_ids`` either way.
+
+    Returns:
+        The ``metrics.json`` object: ``wer``, ``cer``, ``ter``, ``eer``, ``u_wer``, ``b_wer`` as fractions (None
+        when undefined: no entity, no biasing list, no reference word), ``<figure>_counts`` beside each, entity
+        figures per category, per entity and per domain, ``entity_misses`` with the aligned hypothesis span of each
+        miss, ``missing_ids``, ``extra_ids``, ``duplicate_hyp_ids``, ``invalid_entities``; plus the key
+        ``utterances`` holding the ``hyps.jsonl`` rows (``id``, ``ref``, ``hyp``, normalised texts, per-utterance
+        counts, the word alignment as a string of C/S/I/D, entity results). :func:`write_scores` writes both files.
+
+    Raises:
+        ValueError: on an unknown normaliser or ``missing`` mode, or a reference id that occurs twice.
+    """
+    if normalizer not in NORMALIZERS:
+        raise ValueError(f"unknown normalizer {normalizer!r}; choose one of {sorted(NORMALIZERS)}")
+    if missing not in ("empty", "skip"):
+        raise ValueError(f"missing must be 'empty' or 'skip', not {missing!r}")
+    normalize = NORMALIZERS[normalizer]
+
+    refs = list(refs)
+    hyp_map: dict[str, str] = {}
+    duplicate_hyp_ids: list[str] = []
+    if isinstance(hyps, Mapping):
+        hyp_map = {str(k): str(v) for k, v in hyps.items()}
+    else:
+        for row in hyps:
+            key = str(row["id"])
+            if key in hyp_map:
+                duplicate_hyp_ids.append(key)
+            hyp_map[key] = "" if row["hyp"] is None else str(row["hyp"])
+    ref_ids = [str(r["id"]) for r in refs]
+    seen: set[str] = set()
+    for key in ref_ids:
+        if key in seen:
+            raise ValueError(f"reference id {key!r} occurs twice; ids must be unique")
+        seen.add(key)
+    missing_ids = [key for key in ref_ids if key not in hyp_map]
+    extra_ids = sorted(set(hyp_map) - seen)
+    if missing_ids:
+        log.warning("%d reference id(s) have no hypothesis (first: %s); %s", len(missing_ids), missing_ids[0],
+                    "scored as empty hypotheses" if missing == "empty" else "left out of the figures")
+    if extra_ids:
+        log.warning("%d hypothesis id(s) are not in the references (first: %s); ignored", len(extra_ids), extra_ids[0])
+
+    scored = [(r, key) for r, key in zip(refs, ref_ids) if key in hyp_map or missing == "empty"]
+    rows = []
+    for ref, key in scored:
+        ref_text, hyp_text = str(ref["text"]), hyp_map.get(key, "")
+        spans = word_spans(ref_text)
+        rows.append({
+            "ref": ref, "id": key, "ref_text": ref_text, "hyp_text": hyp_text,
+            "ref_norm": normalize(ref_text), "hyp_norm": normalize(hyp_text),
+            "ref_raw": [s.word for s in spans], "ref_starts": [s.start for s in spans], "hyp_raw": hyp_text.split(),
+        })
+    for row in rows:
+        row["ref_words"], row["hyp_words"] = row["ref_norm"].split(), row["hyp_norm"].split()
+
+    word_alignments = align_batch([(r["ref_words"], r["hyp_words"]) for r in rows])
+    raw_alignments = align_batch([(r["ref_raw"], r["hyp_raw"]) for r in rows])
+    key_alignments = align_batch(
+        [([normalize(t) for t in r["ref_raw"]], [normalize(t) for t in r["hyp_raw"]]) for r in rows]
+    )
+
+    totals = {name: ErrorCounts() for name in ("wer", "cer", "ter", "u_wer", "b_wer")}
+    has_biasing = any("biasing_words" in r["ref"] for r in rows)
+    has_entities = any(r["ref"].get("entities") for r in rows)
+    entity_rows: list[dict] = []
+    invalid_entities: list[dict] = []
+    per_domain: dict[str, dict] = defaultdict(lambda: {"wer": ErrorCounts(), "entities": []})
+    utterances = []
+    for row, w_ali, r_ali, k_ali in zip(rows, word_alignments, raw_alignments, key_alignments):
+        ref = row["ref"]
+        wer_counts = count_errors(w_ali)
+        ter_counts = count_errors(r_ali)
+        cer_counts = char_counts(row["ref_norm"], row["hyp_norm"])
+        totals["wer"].add(wer_counts)
+        totals["ter"].add(ter_counts)
+        totals["cer"].add(cer_counts)
+        utterance = {
+            "id": row["id"], "ref": row["ref_text"], "hyp": row["hyp_text"],
+            "ref_norm": row["ref_norm"], "hyp_norm": row["hyp_norm"],
+            "wer_counts": wer_counts.to_dict(), "ter_counts": ter_counts.to_dict(), "ops": _ops(w_ali),
+        }
+        if row["id"] not in hyp_map:
+            utterance["missing"] = True
+        if "biasing_words" in ref:
+            biasing = {w for word in ref.get("biasing_words") or [] for w in normalize(str(word)).split()}
+            b_counts, u_counts = biased_counts(w_ali, row["ref_words"], row["hyp_words"], biasing)
+            totals["b_wer"].add(b_counts)
+            totals["u_wer"].add(u_counts)
+            utterance["b_wer_counts"], utterance["u_wer_counts"] = b_counts.to_dict(), u_counts.to_dict()
+        elif has_biasing:
+            # An utterance without a biasing list has no biasing word: all its errors are unbiased.
+            totals["u_wer"].add(wer_counts)
+        domain = ref.get("domain")
+        if domain is not None:
+            utterance["domain"] = domain
+            per_domain[str(domain)]["wer"].add(wer_counts)
+        entities = ref.get("entities") or []
+        if entities:
+            check = check_entities(row["ref_text"], row["ref_raw"], row["ref_starts"], row["hyp_raw"], k_ali, entities)
+            results = [e.to_dict() for e in check.results]
+            utterance["entities"] = results
+            for e in results:
+                entity_rows.append({"id": row["id"], **e})
+                if domain is not None:
+                    per_domain[str(domain)]["entities"].append(e)
+            for bad in check.invalid:
+                invalid_entities.append({"id": row["id"], **bad})
+        utterances.append(utterance)
+
+    if invalid_entities:
+        log.warning("%d entity annotation(s) do not match their text and were left out (first: %s: %s)",
+                    len(invalid_entities), invalid_entities[0]["id"], invalid_entities[0]["reason"])
+
+    metrics: dict = {}
+    metrics["wer"] = _rate(totals["wer"])
+    metrics["cer"] = _rate(totals["cer"])
+    metrics["ter"] = _rate(totals["ter"])
+    entity_figures = _entity_figures(entity_rows)
+    metrics["eer"] = entity_figures["eer"] if has_entities else None
+    metrics["u_wer"] = _rate(totals["u_wer"]) if has_biasing else None
+    metrics["b_wer"] = _rate(totals["b_wer"]) if has_biasing else None
+    for name in ("wer", "cer", "ter", "u_wer", "b_wer"):
+        metrics[f"{name}_counts"] = totals[name].to_dict() if name in ("wer", "cer", "ter") or has_biasing else None
+    metrics["eer_counts"] = {k: v for k, v in entity_figures.items() if k != "eer"}
+
+    by_category: dict[str, list[dict]] = defaultdict(list)
+    by_text: dict[str, list[dict]] = defaultdict(list)
+    for e in entity_rows:
+        by_category[e["category"]].append(e)
+        by_text[e["text"]].append(e)
+    metrics["eer_per_category"] = {cat: _entity_figures(items) for cat, items in sorted(by_category.items())}
+    per_entity = []
+    for text, items in by_text.items():
+        figures = _entity_figures(items)
+        category = Counter(e["category"] for e in items).most_common(1)[0][0]
+        per_entity.append({"text": text, "category": category, **figures})
+    per_entity.sort(key=lambda e: (-e["misses"], -e["entities"], e["text"]))
+    metrics["eer_per_entity"] = per_entity
+    metrics["entity_misses"] = [
+        {"id": e["id"], "text": e["text"], "category": e["category"], "hyp_span": e["hyp_span"]}
+        for e in entity_rows if not e["hit"]
+    ]
+    metrics["per_domain"] = {
+        domain: {"wer": d["wer"].rate, "wer_counts": d["wer"].to_dict(), **_entity_figures(d["entities"])}
+        for domain, d in sorted(per_domain.items())
+    }
+    metrics["num_utterances"] = len(utterances)
+    metrics["num_refs"] = len(refs)
+    metrics["missing_ids"] = missing_ids
+    metrics["missing_scored_as"] = "empty hypothesis" if missing == "empty" else "left out"
+    metrics["extra_ids"] = extra_ids
+    metrics["duplicate_hyp_ids"] = duplicate_hyp_ids
+    metrics["invalid_entities"] = invalid_entities
+    metrics["normalizer"] = normalizer
+    metrics["alignment"] = "sclite weights: sub 4, ins 3, del 3"
+    metrics["utterances"] = utterances
+    return metrics
+
+
+def write_scores(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``out_dir/metrics.json`` (every key of :func:`score`'s result but ``utterances``) and
+    ``out_dir/hyps.jsonl`` (the ``utterances`` rows).
+
+    Returns:
+        The paths of metrics.json and hyps.jsonl.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics = {k: v for k, v in result.items() if k != "utterances"}
+    metrics_path, hyps_path = out_dir / "metrics.json", out_dir / "hyps.jsonl"
+    metrics_path.write_text(json.dumps(metrics, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    with open(hyps_path, "w", encoding="utf-8") as f:
+        for row in result.get("utterances", []):
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return metrics_path, hyps_path
+
+
+def summary_line(metrics: Mapping) -> str:
+    """One line with the headline figures in percent, e.g. for a CLI to print."""
+    parts = []
+    for name in FIGURES:
+        value = metrics.get(name)
+        if value is not None:
+            parts.append(f"{name.upper().replace('_', '-')} {100 * value:.2f}%")
+    return ", ".join(parts)
+
+
+__all__ = ["FIGURES", "read_refs", "read_hyps", "read_jsonl", "score", "write_scores", "summary_line"]

@@ -1,0 +1,34 @@
+"""Conformance with the published biasing scorer (Le et al. 2021): every figure of expected.json, to the count."""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from jstip.evaluate.score_command import cli
+
+BIASING = Path(__file__).resolve().parents[2] / ".." / "shared" / "conformance" / "biasing"
+SYSTEMS = ["test-clean.b1", "test-clean.s1", "test-other.b1", "test-other.s1"]
+
+pytestmark = pytest.mark.skipif(not (BIASING / "expected.json").exists(),
+                                reason=f"conformance set not found at {BIASING}")
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_jstip_score_reproduces_published_wer_u_wer_b_wer(system, tmp_path):
+    expected = json.loads((BIASING / "expected.json").read_text())[system]
+    split = system.split(".")[0]
+    # The published scorer compares the words as written (the corpus is normalised already): --normalizer none.
+    result = CliRunner().invoke(cli, ["--ref", str(BIASING / f"{split}.ref.jsonl"),
+                                      "--hyp", str(BIASING / f"{system}.hyp.jsonl"),
+                                      "--out", str(tmp_path), "--normalizer", "none"])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for figure in ("wer", "u_wer", "b_wer"):
+        want = expected[figure]
+        got = metrics[f"{figure}_counts"]
+        assert (got["ref_words"], got["subs"], got["ins"], got["dels"]) == (
+            want["ref_words"], want["subs"], want["ins"], want["dels"]), figure
+        assert 100 * metrics[figure] == pytest.approx(want["error_rate"], abs=1e-12), figure
+    assert metrics["missing_ids"] == [] and metrics["extra_ids"] == []

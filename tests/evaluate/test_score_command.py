@@ -1,0 +1,54 @@
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from jstip.evaluate.score_command import cli
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_score_command_writes_metrics_and_hyps(tmp_path):
+    text = "Give Metformin to Anna."
+    refs = write_jsonl(tmp_path / "ref.jsonl", [
+        {"id": "a", "text": text, "entities": [{"text": "Metformin", "category": "drug", "start": 5, "end": 14}],
+         "biasing_words": ["metformin"]},
+        {"id": "b", "text": "Nothing else."},
+        {"id": "c", "text": "A third one."},
+    ])
+    hyps = write_jsonl(tmp_path / "hyp.jsonl", [{"id": "a", "hyp": "give metformin to anna"},
+                                                {"id": "b", "hyp": "nothing else"}, {"id": "x", "hyp": "extra"}])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["--ref", str(refs), "--hyp", str(hyps), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "missing" in result.output and "c" in result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("wer", "cer", "ter", "eer", "u_wer", "b_wer"):
+        assert key in metrics and f"{key}_counts" in metrics
+    assert metrics["missing_ids"] == ["c"] and metrics["extra_ids"] == ["x"]
+    assert metrics["eer"] == 1.0  # "metformin" is not the surface form "Metformin"
+    assert metrics["wer"] == 3 / 9  # the three words of the missing utterance are deletions
+    assert "utterances" not in metrics
+    rows = [json.loads(line) for line in (out / "hyps.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a", "b", "c"]
+    assert rows[0]["ref"] == text and rows[0]["hyp"] == "give metformin to anna"
+    assert rows[0]["entities"][0]["hit"] is False
+
+
+def test_score_command_names_file_and_line_of_a_bad_line(tmp_path):
+    refs = write_jsonl(tmp_path / "ref.jsonl", [{"id": "a", "text": "x"}])
+    (tmp_path / "hyp.jsonl").write_text('{"id": "a", "hyp": "x"}\n{"id": "b"}\n')
+    result = CliRunner().invoke(cli, ["--ref", str(refs), "--hyp", str(tmp_path / "hyp.jsonl"), "--out",
+                                      str(tmp_path / "o")])
+    assert result.exit_code != 0
+    assert "hyp.jsonl:2" in result.output and "hyp" in result.output
+
+
+def test_jstip_score_help_through_the_real_command():
+    out = subprocess.run([sys.executable, "-m", "jstip.cli", "score", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "Example" in out.stdout and "--ref" in out.stdout
