@@ -226,7 +226,10 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
                 yield cut
 
         bar = tqdm(desc=f"align ({aligner.name})", unit="cut", disable=not progress)
-        if num_jobs <= 1:
+        if hasattr(aligner, "align_batch"):  # backends with a large start-up cost (MFA) align whole batches
+            results = aligner.align_batch(todo())
+            pool = None
+        elif num_jobs <= 1:
             _init_worker(aligner)
             results = (_align_one(c) for c in todo())
             pool = None

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import numpy as np
+
+from jstip.align.base import WordSpanTime
 from jstip.text import strip_punctuation
 
 _ONES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
@@ -129,3 +132,41 @@ def tokens_for_word(word: str) -> list[str]:
             else:
                 tokens.append(tok)
     return tokens
+
+
+def fold_tokens(words: list[str], tokens_per_word: list[list[str]], segs: list[tuple[float, float, float | None]],
+                phones: list[tuple[int, str, float, float]] = ()) -> list[WordSpanTime]:
+    """One ``WordSpanTime`` per transcript word from per-token times.
+
+    Args:
+        words: the transcript words.
+        tokens_per_word: ``tokens_for_word`` of each word.
+        segs: (start, end, score or None) in seconds per token, in order (one per token of all words).
+        phones: optional (token index, phone, start, end).
+
+    A word with several tokens spans from its first token's start to its last token's end; a word without tokens
+    (punctuation) gets a zero-length item at the boundary where it stands.
+    """
+    out: list[WordSpanTime] = []
+    k = 0
+    token_word = []
+    for i, ts in enumerate(tokens_per_word):
+        if not ts:
+            out.append(WordSpanTime(words[i], -1.0, -1.0))
+            continue
+        first, last = segs[k], segs[k + len(ts) - 1]
+        scores = [s[2] for s in segs[k:k + len(ts)] if s[2] is not None]
+        score = round(float(np.mean(scores)), 1) if scores else None
+        out.append(WordSpanTime(words[i], round(first[0], 3), round(last[1], 3), score))
+        token_word.extend([len(out) - 1] * len(ts))
+        k += len(ts)
+    for tok, name, ps, pe in phones:
+        out[token_word[tok]].phones.append((name, round(ps, 3), round(pe, 3)))
+    # Unspoken words (punctuation tokens) sit at the boundary before the next spoken word (or after the last).
+    for i, w in enumerate(out):
+        if w.start < 0:
+            prev_end = out[i - 1].end if i > 0 else None
+            nxt = next((x.start for x in out[i + 1:] if x.start >= 0), None)
+            t = prev_end if prev_end is not None else (nxt if nxt is not None else 0.0)
+            w.start = w.end = t
+    return out

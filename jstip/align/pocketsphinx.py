@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from jstip.align.base import Aligner, AlignmentError, WordSpanTime
-from jstip.align.normalize import tokens_for_word
+from jstip.align.normalize import fold_tokens, tokens_for_word
 from jstip.align.pronounce import letter_to_sound
 from jstip.text import words as split_words
 
@@ -101,7 +101,7 @@ class PocketsphinxAligner(Aligner):
         if score < self.min_frame_score:
             raise AlignmentError(f"acoustic match too poor (mean score {score:.0f} per frame < {self.min_frame_score:.0f}"
                                  "): the text probably does not match the audio")
-        return _fold(words, tokens_per_word, segs, phones)
+        return fold_tokens(words, tokens_per_word, segs, phones)
 
     def _decode(self, decoder, pcm: bytes, token_text: str, n_tokens: int):
         """(token segments [(start_s, end_s, score)], phones [(token index, phone, start_s, end_s)], mean score) or
@@ -149,29 +149,3 @@ class PocketsphinxAligner(Aligner):
                 if k + 1 != n_tokens:
                     phones = []
         return segs, phones, total / max(frames, 1)
-
-
-def _fold(words, tokens_per_word, segs, phones) -> list[WordSpanTime]:
-    """One ``WordSpanTime`` per transcript word from the token segments; unspoken words get a zero-length item."""
-    out: list[WordSpanTime] = []
-    k = 0
-    token_word = []
-    for i, ts in enumerate(tokens_per_word):
-        if not ts:
-            out.append(WordSpanTime(words[i], -1.0, -1.0))
-            continue
-        first, last = segs[k], segs[k + len(ts) - 1]
-        score = float(np.mean([s[2] for s in segs[k:k + len(ts)]]))
-        out.append(WordSpanTime(words[i], round(first[0], 3), round(last[1], 3), round(score, 1)))
-        token_word.extend([len(out) - 1] * len(ts))
-        k += len(ts)
-    for tok, name, ps, pe in phones:
-        out[token_word[tok]].phones.append((name, round(ps, 3), round(pe, 3)))
-    # Unspoken words (punctuation tokens) sit at the boundary before the next spoken word (or after the last).
-    for i, w in enumerate(out):
-        if w.start < 0:
-            prev_end = out[i - 1].end if i > 0 else None
-            nxt = next((x.start for x in out[i + 1:] if x.start >= 0), None)
-            t = prev_end if prev_end is not None else (nxt if nxt is not None else 0.0)
-            w.start = w.end = t
-    return out
