@@ -1,0 +1,65 @@
+"""The ``jstip`` command: one subcommand per stage, each a thin click wrapper around the library.
+
+Subcommands live next to their stage (``jstip/<stage>/commands.py``) and are imported only when invoked, so that
+``jstip --help`` does not pay for torch or NeMo imports.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from jstip import __version__
+
+# name -> "module:attribute" of a click command or group. Order is the order of the pipeline.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("jstip.demo", "Run the whole pipeline on the built-in mini corpus."),
+    "prepare": ("jstip.corpora.commands", "Prepare lhotse manifests of a corpus (mini, librispeech, import)."),
+    "synthesize": ("jstip.tts.commands", "Speak text with a real TTS engine: audio + manifests with word times."),
+    "align": ("jstip.align.commands", "Forced alignment: word times for real speech; compare, import, export."),
+    "interleave": ("jstip.interleave.commands", "Build interleaved speech/text examples from aligned cuts."),
+    "train": ("jstip.train.commands", "Train the speech-LLM (Hydra overrides after the command)."),
+    "evaluate": ("jstip.evaluate.commands", "Decode a test set with a checkpoint and score it."),
+    "score": ("jstip.evaluate.score_command", "Score any system's hypotheses: WER, CER, TER, EER, B-WER/U-WER."),
+    "report": ("jstip.evaluate.report_command", "Write an HTML/Markdown report comparing runs."),
+    "merge": ("jstip.merge_command", "Task-vector merge: speech LLM + scale * (instruct - base)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name, (module, _) in SUBCOMMANDS.items() if importlib.util.find_spec(module) is not None]
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in SUBCOMMANDS:
+            return None
+        module_name, _ = SUBCOMMANDS[name]
+        if importlib.util.find_spec(module_name) is None:
+            return None
+        module = importlib.import_module(module_name)
+        return getattr(module, "cli")
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the table above, so that --help imports nothing heavy.
+        rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="jstip")
+def main() -> None:
+    """jstip: speech-LLMs for ASR with joint speech-text interleaved pretraining.
+
+    Typical flow: prepare -> (synthesize) -> align -> interleave -> train -> evaluate -> report.
+    Every command has --help.
+    """
+
+
+if __name__ == "__main__":
+    main()
