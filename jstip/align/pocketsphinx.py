@@ -44,6 +44,7 @@ class PocketsphinxAligner(Aligner):
         self.dict = dict
         self._decoders = None
         self._added: set[str] = set()
+        self.retried = 0  # utterances that needed the wide beams (and then aligned), in this process
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -91,9 +92,10 @@ class PocketsphinxAligner(Aligner):
         dither = np.random.default_rng(0).standard_normal(len(audio)).astype(np.float32) * 1e-4
         pcm = (np.clip(audio + dither, -1.0, 1.0) * 32767).astype(np.int16).tobytes()
         segs, phones, score = None, [], None
-        for decoder in self._get_decoders():
+        for attempt, decoder in enumerate(self._get_decoders()):
             segs, phones, score = self._decode(decoder, pcm, " ".join(tokens), len(tokens))
             if segs is not None:
+                self.retried += attempt
                 break
         if segs is None:
             raise AlignmentError("no alignment path at default or wide beams: the text does not match the audio "
@@ -140,12 +142,16 @@ class PocketsphinxAligner(Aligner):
                 alignment = None
             if alignment is not None:
                 k = -1
+                word_times = []
                 for w in alignment:
                     if w.name.startswith(("<", "[", "+")):
                         continue
                     k += 1
+                    word_times.append((w.start * FRAME, (w.start + w.duration) * FRAME))
                     for p in w:
                         phones.append((k, p.name, p.start * FRAME, (p.start + p.duration) * FRAME))
                 if k + 1 != n_tokens:
                     phones = []
+                else:  # the state-level pass refines the word edges too: keep words and phones consistent
+                    segs = [(s, e, seg[2]) for (s, e), seg in zip(word_times, segs)]
         return segs, phones, total / max(frames, 1)
