@@ -247,11 +247,14 @@ class EntityResult:
     end: int
     hit: bool
     hyp_span: str
-    """The hypothesis tokens aligned to the entity's reference words (insertions between them included)."""
+    """The hypothesis tokens aligned to the entity's reference words, with the insertions between them; for a miss,
+    also the insertions right before and after it (the decision never counts those)."""
+    hyp_tokens: list[int] = field(default_factory=list)
+    """Indices of those tokens among the whitespace tokens of the hypothesis."""
 
     def to_dict(self) -> dict:
         return {"text": self.text, "category": self.category, "start": self.start, "end": self.end,
-                "hit": self.hit, "hyp_span": self.hyp_span}
+                "hit": self.hit, "hyp_span": self.hyp_span, "hyp_tokens": list(self.hyp_tokens)}
 
 
 def _is_punctuation(text: str) -> bool:
@@ -339,9 +342,14 @@ def check_entities(
             hyp_indices.extend(aligned_to[i])
             if i < last:  # insertions strictly inside the entity belong to it; those at its edges do not
                 hyp_indices.extend(insertions_after.get(i, []))
-        hyp_span = " ".join(hyp_tokens[k] for k in sorted(hyp_indices))
+        hyp_indices.sort()
+        hyp_span = " ".join(hyp_tokens[k] for k in hyp_indices)
         ref_prefix = ref_text[ref_token_starts[first] : start]
         ref_suffix = ref_text[end : token_ends[last]]
         hit = bool(hyp_span) and surface_form_found(text, hyp_span, ref_prefix, ref_suffix)
-        check.results.append(EntityResult(text, category, start, end, hit, hyp_span))
+        if not hit:
+            # Show a miss with the insertions at its edges too: "Amoxicillin" -> "Amoxi cillin" rather than "cillin".
+            hyp_indices = sorted(insertions_after.get(first - 1, []) + hyp_indices + insertions_after.get(last, []))
+            hyp_span = " ".join(hyp_tokens[k] for k in hyp_indices)
+        check.results.append(EntityResult(text, category, start, end, hit, hyp_span, hyp_indices))
     return check

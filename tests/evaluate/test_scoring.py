@@ -64,7 +64,7 @@ def test_entity_with_punctuation_differences_is_a_hit_but_a_split_is_a_miss():
     assert eer == 0.0
     eer, result = eer_of("Start Amoxicillin today", "start Amoxi cillin today", "Amoxicillin")
     assert eer == 1.0
-    assert result["entity_misses"][0]["hyp_span"] in ("Amoxi", "cillin", "Amoxi cillin")
+    assert result["entity_misses"][0]["hyp_span"] == "Amoxi cillin"
 
 
 def test_multi_word_entity_needs_every_word():
