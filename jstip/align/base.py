@@ -105,6 +105,12 @@ class Aligner:
 
 def load_cut_audio(cut) -> np.ndarray:
     """(T,) float32 mono 16 kHz samples of a cut (first channel). Raises ``AlignmentError`` if it cannot be read."""
+    recording = getattr(cut, "recording", None)
+    if recording is not None:
+        for source in recording.sources:
+            if source.type == "file" and not Path(source.source).exists():
+                raise AlignmentError(f"audio file {source.source} of cut {cut.id} does not exist: fix the path in the "
+                                     "recordings manifest")
     try:
         if cut.sampling_rate != SAMPLING_RATE:
             cut = cut.resample(SAMPLING_RATE)
@@ -113,7 +119,8 @@ def load_cut_audio(cut) -> np.ndarray:
         sources = ""
         if getattr(cut, "recording", None) is not None:
             sources = ", ".join(str(s.source) for s in cut.recording.sources)
-        raise AlignmentError(f"cannot read the audio of cut {cut.id} ({sources}): {type(e).__name__}: {e}; "
+        first_line = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
+        raise AlignmentError(f"cannot read the audio of cut {cut.id} ({sources}): {type(e).__name__}: {first_line}; "
                              "fix the path in the recordings manifest") from e
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim == 2:

@@ -31,14 +31,18 @@ class PocketsphinxAligner(Aligner):
             1.0001, relative to the best senone of each frame) is below this: the text is then very unlikely to be
             what was said. The default only catches gross mismatches; matched speech scores about -10000 (real) to
             -40000 (synthetic voices far from the model's training data).
+        refine_db: word edges next to a pause (or the utterance edge) are moved inward past frames quieter than the
+            utterance's loudest 10 ms frame minus this many dB: the silence model absorbs breath noise and decay
+            tails poorly, so the word otherwise runs on into the pause. None: keep the decoder's edges.
         hmm, dict: acoustic model folder and dictionary (default: the en-us model shipped with pocketsphinx).
     """
 
     name = "pocketsphinx"
 
-    def __init__(self, phones: bool = False, min_frame_score: float = -60000.0, hmm: str | None = None,
-                 dict: str | None = None) -> None:  # noqa: A002 - pocketsphinx's own option name
+    def __init__(self, phones: bool = False, min_frame_score: float = -60000.0, refine_db: float | None = 30.0,
+                 hmm: str | None = None, dict: str | None = None) -> None:  # noqa: A002 - pocketsphinx's name
         self.phones = phones
+        self.refine_db = refine_db
         self.min_frame_score = min_frame_score
         self.hmm = hmm
         self.dict = dict
@@ -103,7 +107,10 @@ class PocketsphinxAligner(Aligner):
         if score < self.min_frame_score:
             raise AlignmentError(f"acoustic match too poor (mean score {score:.0f} per frame < {self.min_frame_score:.0f}"
                                  "): the text probably does not match the audio")
-        return fold_tokens(words, tokens_per_word, segs, phones)
+        spans = fold_tokens(words, tokens_per_word, segs, phones)
+        if self.refine_db is not None:
+            refine_pause_edges(spans, audio, self.refine_db)
+        return spans
 
     def _decode(self, decoder, pcm: bytes, token_text: str, n_tokens: int):
         """(token segments [(start_s, end_s, score)], phones [(token index, phone, start_s, end_s)], mean score) or
@@ -155,3 +162,40 @@ class PocketsphinxAligner(Aligner):
                 else:  # the state-level pass refines the word edges too: keep words and phones consistent
                     segs = [(s, e, seg[2]) for (s, e), seg in zip(word_times, segs)]
         return segs, phones, total / max(frames, 1)
+
+
+def refine_pause_edges(spans: list[WordSpanTime], audio: np.ndarray, drop_db: float, min_word: float = 0.03) -> None:
+    """Move word edges that border a pause (or the utterance edge) inward past quiet frames, in place.
+
+    Args:
+        spans: monotonic word spans in seconds (zero-length ones are left alone).
+        audio: (T,) 16 kHz samples.
+        drop_db: frames below the loudest 10 ms frame of the utterance minus this are quiet.
+        min_word: never shrink a word below this many seconds.
+    """
+    hop = int(FRAME * 16000)
+    n = len(audio) // hop
+    if n == 0:
+        return
+    frames = audio[: n * hop].reshape(n, hop).astype(np.float64)
+    energy = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    loud = energy > energy.max() - drop_db
+    spoken = [i for i, s in enumerate(spans) if s.end > s.start]
+    for j, i in enumerate(spoken):
+        s = spans[i]
+        prev_end = spans[spoken[j - 1]].end if j > 0 else None
+        next_start = spans[spoken[j + 1]].start if j + 1 < len(spoken) else None
+        a, b = int(round(s.start / FRAME)), min(n, int(round(s.end / FRAME)))
+        idx = np.flatnonzero(loud[a:b])
+        if idx.size == 0:
+            continue
+        start, end = s.start, s.end
+        if prev_end is None or s.start - prev_end >= FRAME - 1e-6:
+            start = max(start, (a + idx[0]) * FRAME)
+        if next_start is None or next_start - s.end >= FRAME - 1e-6:
+            end = min(end, (a + idx[-1] + 1) * FRAME)
+        if end - start >= min_word:
+            s.start, s.end = round(float(start), 3), round(float(end), 3)
+        for k, (name, ps, pe) in enumerate(s.phones):  # keep phones inside their word
+            ps, pe = min(max(ps, s.start), s.end), max(min(pe, s.end), s.start)
+            s.phones[k] = (name, ps, max(ps, pe))
