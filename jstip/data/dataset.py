@@ -5,8 +5,8 @@ Mixing. ``DataConfig.weights`` are shares of *documents* per task:
 * each aligned ASR cut gets one of ``asr``, ``word_il``, ``segment_il``, ``mixed_il`` with probabilities proportional to
   their weights, drawn from (seed, epoch, cut id): deterministic for a seed, fresh every epoch;
 * TTS cuts (``tts_cuts``, sentences of a text corpus synthesised ahead of time) become ``tts_il`` documents; each epoch
-  draws ``round(n_speech * w_tts / (w_asr + w_word + w_segment + w_mixed))`` of them (without replacement while there
-  are enough, a new draw every epoch), so their share of speech documents follows the weights;
+  draws ``round(n_speech * w_tts / (w_asr + w_word + w_segment + w_mixed))`` of them (at most all of them: no
+  sentence twice in an epoch; a new draw every epoch), so their share of speech documents follows the weights;
 * ``text`` documents (chunks of consecutive sentences of the text sources) are added to every batch at
   ``w_text / (1 - w_text)`` per speech document (the fractional part drawn at random), picked by (seed, epoch, batch).
 
@@ -59,6 +59,8 @@ class DataConfig:
         shuffle: shuffle cuts (per epoch, by seed).
         drop_last: drop the last incomplete batch.
         num_workers: DataLoader workers.
+        stream_per: ``document`` (one speech stream per document, the batch contract) or ``row`` (one per packed row;
+            see ``jstip.data.packing.collate``).
         tts_level: unit level of ``tts_il`` documents (``word``, ``segment`` or ``mixed``).
         rejects_path: append dropped items here (``rejected.jsonl`` format, stage ``data``); None = log only.
     """
@@ -76,6 +78,7 @@ class DataConfig:
     shuffle: bool = True
     drop_last: bool = False
     num_workers: int = 0
+    stream_per: str = "document"
     tts_level: str = "mixed"
     rejects_path: str | None = None
 
@@ -124,14 +127,13 @@ def is_tts(cut) -> bool:
     return bool((getattr(cut, "custom", None) or {}).get(TTS_SOURCE_KEY) == "tts")
 
 
-def mark_tts(cut, copy_index: int = 0):
-    """The cut tagged as a TTS-interleaved source (``copy_index`` > 0 makes the id unique for repeated draws)."""
+def mark_tts(cut):
+    """The cut tagged as a TTS-interleaved source (``cut.custom["jstip_source"] = "tts"``)."""
     from lhotse import fastcopy
 
     custom = dict(getattr(cut, "custom", None) or {})
     custom[TTS_SOURCE_KEY] = "tts"
-    new_id = cut.id if copy_index == 0 else f"{cut.id}_rep{copy_index}"
-    return fastcopy(cut, id=new_id, custom=custom)
+    return fastcopy(cut, custom=custom)
 
 
 def epoch_cuts(cuts, tts_cuts, cfg: DataConfig, epoch: int, seed: int):
@@ -149,15 +151,11 @@ def epoch_cuts(cuts, tts_cuts, cfg: DataConfig, epoch: int, seed: int):
         want = len(tts_list)
     else:
         want = int(round(n_speech * cfg.weight("tts_il") / w_speech))
-    rng = random.Random(f"tts|{seed}|{epoch}")
-    picked = []
-    copy = 0
-    while len(picked) < want:
-        order = list(range(len(tts_list)))
-        rng.shuffle(order)
-        picked.extend(mark_tts(tts_list[i], copy) for i in order[: want - len(picked)])
-        copy += 1
-    return CutSet.from_cuts(list(cuts) + picked)
+    # No sentence twice in an epoch: a repeat could put its audio in one document and its text in another.
+    want = min(want, len(tts_list))
+    order = list(range(len(tts_list)))
+    random.Random(f"tts|{seed}|{epoch}").shuffle(order)
+    return CutSet.from_cuts(list(cuts) + [mark_tts(tts_list[i]) for i in sorted(order[:want])])
 
 
 class SpeechLMDataset(torch.utils.data.Dataset):
@@ -276,7 +274,8 @@ class SpeechLMDataset(torch.utils.data.Dataset):
             streams.append(None)
         if not docs:
             return None
-        return collate(docs, streams, self.renderer.pad_id, self.cfg.max_row_tokens, self.cfg.pad_to_multiple)
+        return collate(docs, streams, self.renderer.pad_id, self.cfg.max_row_tokens, self.cfg.pad_to_multiple,
+                       self.cfg.stream_per)
 
 
 def build_sampler(cuts, cfg: DataConfig, seed: int = 0, epoch: int = 0, world_size: int | None = None,

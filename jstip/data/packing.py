@@ -36,7 +36,7 @@ def pack_rows(lengths: Sequence[int], max_row_tokens: int) -> list[list[int]]:
 
 
 def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_id: int,
-            max_row_tokens: int | None = None, pad_to_multiple: int = 1) -> SpeechLMBatch:
+            max_row_tokens: int | None = None, pad_to_multiple: int = 1, stream_per: str = "document") -> SpeechLMBatch:
     """Pack documents into rows and build the batch.
 
     Args:
@@ -45,7 +45,13 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
         pad_id: token id of padding positions.
         max_row_tokens: row capacity; None = one document per row.
         pad_to_multiple: round the row length L up to a multiple of this.
+        stream_per: ``document`` (the contract: one stream per document with speech) or ``row`` (the streams of all
+            documents of a row concatenated into one, as the paper encodes "all speech spans of a sequence" once:
+            less encoder padding, but the encoder then attends across the row's utterances). The scatter order is the
+            same either way.
     """
+    if stream_per not in ("document", "row"):
+        raise ValueError(f"stream_per must be document or row, got {stream_per!r}")
     if not docs:
         raise ValueError("no documents to collate")
     lengths = [len(d) for d in docs]
@@ -65,6 +71,8 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
     tasks: list[str] = []
     for b, row in enumerate(rows):
         pos = 0
+        row_streams: list[np.ndarray] = []
+        row_spans: list[int] = []
         for doc_idx, i in enumerate(row):
             d, n = docs[i], lengths[i]
             input_ids[b, pos:pos + n] = torch.tensor(d.input_ids, dtype=torch.long)
@@ -79,9 +87,17 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
                 stream = streams[i]
                 if stream is None:
                     raise ValueError(f"{d.example_id}: has speech positions but no audio stream")
-                stream_list.append(stream)
-                stream_frames.append(sum(d.span_frames))
-                span_frames.append(list(d.span_frames))
+                if stream_per == "row":
+                    row_streams.append(stream)
+                    row_spans.extend(d.span_frames)
+                else:
+                    stream_list.append(stream)
+                    stream_frames.append(sum(d.span_frames))
+                    span_frames.append(list(d.span_frames))
+        if row_streams:
+            stream_list.append(np.concatenate(row_streams))
+            stream_frames.append(sum(row_spans))
+            span_frames.append(row_spans)
     T = max((len(s) for s in stream_list), default=0)
     audio = torch.zeros((len(stream_list), T), dtype=torch.float32)
     for s, x in enumerate(stream_list):

@@ -44,6 +44,23 @@ def _load_cuts(path: str):
         raise click.ClickException(f"cannot read cuts from {path}: {e} (expected a lhotse CutSet .jsonl.gz)") from e
 
 
+class _OnceRejectLog:
+    """A RejectLog that does not write an item again that an earlier run of this stage already rejected."""
+
+    def __init__(self, path, stage):
+        from jstip.rejects import RejectLog, rejected_ids
+
+        self._log = RejectLog(path, stage)
+        self._seen = rejected_ids(path, stage)
+        self.count = 0
+
+    def reject(self, item_id, reason, **extra):
+        self.count += 1
+        if item_id not in self._seen:
+            self._log.reject(item_id, reason, **extra)
+            self._seen.add(item_id)
+
+
 @click.group(name="interleave", invoke_without_command=True,
              context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--in", "in_path", type=click.Path(exists=True, dir_okay=False), help="Aligned cuts (.jsonl.gz).")
@@ -77,14 +94,14 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, segmen
     from tqdm import tqdm
 
     from jstip.interleave.examples import interleave_cuts, public_example
-    from jstip.rejects import RejectLog, write_jsonl
+    from jstip.rejects import write_jsonl
 
     cfg = _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration)
     cuts = _load_cuts(in_path)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rejects_path = out.parent / "rejected.jsonl"
-    rejects = RejectLog(rejects_path, "interleave")
+    rejects = _OnceRejectLog(rejects_path, "interleave")
     n_in = 0
 
     def counted():

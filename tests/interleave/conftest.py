@@ -14,7 +14,7 @@ SENTENCES = [
     ("s1", "Doctor Alvarez reviewed her chest scan, then ordered another biopsy.",
      [("Alvarez", "person"), ("biopsy", "procedure")]),
     ("s2", "Please schedule a follow up visit next Tuesday morning.", []),
-    ("s3", "Amoxicillin was stopped after two days; cefalexin was started instead.",
+    ("s3", "Amoxicillin was stopped on Monday; cefalexin was started instead.",
      [("Amoxicillin", "drug"), ("cefalexin", "drug")]),
     ("s4", "Good morning everyone.", []),
     ("s6", "Nurse Patel checked his blood pressure twice this morning.", [("Patel", "person")]),
@@ -39,13 +39,18 @@ def tts_dir(tmp_path_factory) -> Path:
     from jstip.tts.corpus import synthesize_items
 
     out = tmp_path_factory.mktemp("tts_cuts")
-    synthesize_items(_items(), out, progress=False)
+    for _ in range(3):
+        # espeak-ng occasionally reports word events out of order for one item; a second try speaks it.
+        cuts = synthesize_items(_items(), out, progress=False)
+        if len(cuts) == len(SENTENCES):
+            break
+        (out / "rejected.jsonl").unlink(missing_ok=True)
     return out
 
 
 @pytest.fixture(scope="session")
 def tts_cuts(tts_dir) -> CutSet:
-    cuts = CutSet.from_file(tts_dir / "cuts.jsonl.gz")
+    cuts = CutSet.from_file(tts_dir / "cuts.jsonl.gz").to_eager()
     assert len(cuts) == len(SENTENCES), "the TTS engine failed on a test sentence"
     return cuts
 
