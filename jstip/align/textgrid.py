@@ -49,6 +49,9 @@ def spans_from_labelled(words: list[str], labelled: list[tuple[str, float, float
     n_tokens = sum(len(t) for t in tokens_per_word)
     spoken = [w for w, ts in zip(words, tokens_per_word) if ts]
     norm = [strip_punctuation(lab).lower() for lab, _, _ in labelled]
+    if len(labelled) == len(words) and len(words) != n_tokens:
+        # One interval per transcript word, unspoken ones included (our own CTM export).
+        return [WordSpanTime(w, s, e) for w, (_, s, e) in zip(words, labelled)]
     if len(labelled) == len(spoken) and len(spoken) != n_tokens:
         # One interval per spoken word: expand each to its tokens by sharing the interval.
         segs = []

@@ -1,0 +1,195 @@
+"""The ``jstip align`` command and its subcommands, called as a user types them."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+from types import SimpleNamespace
+
+import pytest
+from click.testing import CliRunner
+from lhotse import CutSet
+
+from jstip.cli import main
+from jstip.rejects import read_rejected
+
+
+def _run(args):
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("sub", [[], ["compare"], ["import-textgrid"], ["import-ctm"], ["export"]])
+def test_help(sub):
+    result = CliRunner().invoke(main, ["align", *sub, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output
+
+
+def test_shards_parallel_and_restart(tts_cuts, tmp_path):
+    path, cuts = tts_cuts
+    outs = [tmp_path / f"shard{i}" / "cuts.jsonl.gz" for i in range(2)]
+    for i, out in enumerate(outs):
+        s = _run(["align", "--aligner", "pocketsphinx", "--in", str(path), "--out", str(out), "-j", "2",
+                  "--shard", f"{i}/2", "--quiet"])
+        assert s["total"] == s["aligned"] + s["rejected"]
+    ids = [c.id for out in outs for c in CutSet.from_file(out)]
+    assert sorted(ids) == sorted(c.id for c in cuts)
+    # Restart: everything is skipped, nothing is written twice.
+    s = _run(["align", "--in", str(path), "--out", str(outs[0]), "--shard", "0/2", "--quiet"])
+    assert s["skipped"] == s["total"] > 0
+    assert len(list(CutSet.from_file(outs[0]))) == s["aligned"]
+
+
+def test_compare_writes_per_utterance_json(tts_cuts, tmp_path):
+    path, cuts = tts_cuts
+    out = tmp_path / "ps" / "cuts.jsonl.gz"
+    _run(["align", "--in", str(path), "--out", str(out), "--quiet"])
+    report_path = tmp_path / "cmp.json"
+    overall = _run(["align", "compare", "--ref", str(path), "--hyp", str(out), "--out", str(report_path)])["overall"]
+    report = json.loads(report_path.read_text())
+    assert set(report["utterances"]) == {c.id for c in cuts}
+    assert 0 < overall["mean_abs_ms"] < 50 and 0 <= overall["within_20ms"] <= overall["within_50ms"] <= 1
+    # Against itself: no error at all.
+    same = _run(["align", "compare", "--ref", str(path), "--hyp", str(path)])["overall"]
+    assert same["mean_abs_ms"] == 0 and same["within_20ms"] == 1
+
+
+def _hand_aligned(folder, cut_maker):
+    import numpy as np
+
+    text = "Take 20 mg -- then rest."
+    times = [("Take", 0.10, 0.40), ("20", 0.45, 0.80), ("mg", 0.80, 1.30), ("--", 1.30, 1.30), ("then", 1.60, 1.90),
+             ("rest.", 1.90, 2.40)]
+    words = [SimpleNamespace(word=w, start=s, end=e) for w, s, e in times]
+    audio = np.zeros(int(2.6 * 16000), np.float32)
+    cut = cut_maker(folder, "hand", audio, text, words)
+    path = folder / "hand.jsonl.gz"
+    CutSet.from_cuts([cut]).to_file(path)
+    return path, times
+
+
+@pytest.mark.parametrize("fmt", ["textgrid", "ctm"])
+def test_export_import_round_trip(tmp_path, cut_maker, fmt):
+    path, times = _hand_aligned(tmp_path, cut_maker)
+    _run(["align", "export", "--in", str(path), "--format", fmt, "--out", str(tmp_path / "exp")])
+    out = tmp_path / "imp" / "cuts.jsonl.gz"
+    if fmt == "textgrid":
+        assert (tmp_path / "exp" / "hand.TextGrid").exists()
+        s = _run(["align", "import-textgrid", "--cuts", str(path), "--textgrids", str(tmp_path / "exp"), "--out",
+                  str(out)])
+    else:
+        s = _run(["align", "import-ctm", "--cuts", str(path), "--ctm", str(tmp_path / "exp" / "words.ctm"), "--out",
+                  str(out)])
+    assert s == {"imported": 1, "rejected": 0, "out": str(out)}
+    items = CutSet.from_file(out)[0].supervisions[0].alignment["word"]
+    assert [(a.symbol, a.start, round(a.start + a.duration, 4)) for a in items] == \
+        [(w, pytest.approx(st, abs=1e-3), pytest.approx(e, abs=1e-3)) for w, st, e in times]
+
+
+def test_import_textgrid_written_by_praatio_with_tokens(tmp_path, cut_maker):
+    """A TextGrid labelled with the aligner's tokens (as MFA writes them) maps back to the transcript's words."""
+    from praatio import textgrid
+
+    path, _ = _hand_aligned(tmp_path, cut_maker)
+    tg = textgrid.Textgrid()
+    entries = [(0.1, 0.4, "take"), (0.45, 0.8, "twenty"), (0.8, 1.3, "mg"), (1.3, 1.6, "sil"), (1.6, 1.9, "then"),
+               (1.9, 2.4, "rest")]
+    tg.addTier(textgrid.IntervalTier("words", entries, 0, 2.6))
+    (tmp_path / "tg").mkdir()
+    tg.save(str(tmp_path / "tg" / "hand.TextGrid"), format="short_textgrid", includeBlankSpaces=True)
+    out = tmp_path / "imp" / "cuts.jsonl.gz"
+    _run(["align", "import-textgrid", "--cuts", str(path), "--textgrids", str(tmp_path / "tg"), "--out", str(out)])
+    items = CutSet.from_file(out)[0].supervisions[0].alignment["word"]
+    assert [a.symbol for a in items] == ["Take", "20", "mg", "--", "then", "rest."]
+    assert items[1].start == pytest.approx(0.45) and items[3].duration == 0
+
+
+FAKE_MFA = """\
+#!{python}
+# A stand-in for `mfa align CORPUS DICT MODEL OUT ...`: writes one TextGrid per .lab, words spread evenly over the
+# audio, except for utterances whose .lab contains "zebra" (as if MFA failed to align them).
+import sys
+from pathlib import Path
+
+import soundfile as sf
+from praatio import textgrid
+
+args = sys.argv[1:]
+assert args[0] == "align", args
+corpus, out = Path(args[1]), Path(args[4])
+Path(out).mkdir(parents=True, exist_ok=True)
+(Path(out) / "argv.txt").write_text(" ".join(args))
+for lab in corpus.rglob("*.lab"):
+    words = lab.read_text().split()
+    if "zebra" in words:
+        continue
+    duration = sf.info(str(lab.with_suffix(".wav"))).duration
+    step = duration / len(words)
+    entries = [(round(i * step, 3), round((i + 1) * step, 3), w) for i, w in enumerate(words)]
+    tg = textgrid.Textgrid()
+    tg.addTier(textgrid.IntervalTier("words", entries, 0, duration))
+    dest = out / lab.parent.name / (lab.stem + ".TextGrid")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tg.save(str(dest), format="long_textgrid", includeBlankSpaces=True)
+"""
+
+
+def test_mfa_backend_with_fake_mfa(tts_cuts, tmp_path, monkeypatch):
+    path, cuts = tts_cuts
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    mfa = bin_dir / "mfa"
+    mfa.write_text(FAKE_MFA.format(python=sys.executable))
+    mfa.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    # One utterance MFA "fails" on.
+    bad = cuts[0].supervisions[0]
+    broken = cuts[0].with_id("zebra-cut")
+    from lhotse.utils import fastcopy
+
+    broken = fastcopy(broken, supervisions=[fastcopy(bad, id="zebra-cut", text="A zebra walked home.")])
+    in_path = tmp_path / "in.jsonl.gz"
+    CutSet.from_cuts(list(cuts) + [broken]).to_file(in_path)
+    out = tmp_path / "mfa" / "cuts.jsonl.gz"
+    s = _run(["align", "--aligner", "mfa", "--in", str(in_path), "--out", str(out), "--quiet"])
+    assert s["aligned"] == len(cuts) and s["rejected"] == 1
+    rejected = read_rejected(out.parent / "rejected.jsonl")
+    assert rejected[0]["id"] == "zebra-cut" and "MFA wrote no TextGrid" in rejected[0]["reason"]
+    aligned = {c.id: c for c in CutSet.from_file(out)}
+    items = aligned[cuts[0].id].supervisions[0].alignment["word"]
+    assert [a.symbol for a in items] == cuts[0].supervisions[0].text.split()
+    assert all(b.start >= a.start + a.duration - 1e-6 for a, b in zip(items, items[1:]))
+
+
+def test_mfa_missing_says_how_to_install(tts_cuts, tmp_path, monkeypatch):
+    path, _ = tts_cuts
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(main, ["align", "--aligner", "mfa", "--in", str(path), "--out",
+                                       str(tmp_path / "o.jsonl.gz")])
+    assert result.exit_code != 0 and "alignment/mfa/README.md" in result.output
+
+
+def test_tts_native_keeps_engine_times_and_rejects_broken(tts_cuts, tmp_path):
+    from lhotse.supervision import AlignmentItem
+    from lhotse.utils import fastcopy
+
+    path, cuts = tts_cuts
+    sup = cuts[1].supervisions[0]
+    items = list(sup.alignment["word"])
+    items[1], items[2] = items[2], items[1]  # out of order
+    broken = fastcopy(cuts[1].with_id("broken"), supervisions=[fastcopy(sup, alignment={"word": items})])
+    no_times = fastcopy(cuts[2].with_id("no-times"), supervisions=[fastcopy(cuts[2].supervisions[0], alignment=None)])
+    in_path = tmp_path / "in.jsonl.gz"
+    CutSet.from_cuts(list(cuts) + [broken, no_times]).to_file(in_path)
+    out = tmp_path / "tts" / "cuts.jsonl.gz"
+    s = _run(["align", "--aligner", "tts", "--in", str(in_path), "--out", str(out), "--quiet"])
+    assert (s["aligned"], s["rejected"]) == (len(cuts), 2)
+    kept = {c.id: c for c in CutSet.from_file(out)}
+    assert kept[cuts[0].id].supervisions[0].alignment["word"] == list(cuts[0].supervisions[0].alignment["word"])
+    assert isinstance(kept[cuts[0].id].supervisions[0].alignment["word"][0], AlignmentItem)
+    reasons = {r["id"]: r["reason"] for r in read_rejected(out.parent / "rejected.jsonl")}
+    assert "not monotonic" in reasons["broken"] or "where the transcript has" in reasons["broken"]
+    assert "no engine word times" in reasons["no-times"]

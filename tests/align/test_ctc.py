@@ -1,0 +1,99 @@
+"""CTC Viterbi forced alignment on constructed posteriors where the right path is known."""
+
+from __future__ import annotations
+
+import itertools
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from jstip.align.base import AlignmentError
+from jstip.align.ctc import CTCAligner, ctc_forced_align
+
+
+def _posteriors(path: list[int], vocab_size: int, sharp: float = 6.0, seed: int = 0) -> torch.Tensor:
+    """(T, V) log-probs whose argmax per frame is ``path`` (with noise)."""
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 1, (len(path), vocab_size))
+    for t, p in enumerate(path):
+        logits[t, p] += sharp
+    return torch.log_softmax(torch.tensor(logits, dtype=torch.float32), dim=-1)
+
+
+def _collapse(path, blank):
+    out, prev = [], None
+    for p in path:
+        if p != prev and p != blank:
+            out.append(p)
+        prev = p
+    return out
+
+
+def _path_from_spans(spans, T, blank):
+    path = [blank] * T
+    for s in spans:
+        for t in range(s.start, s.end + 1):
+            path[t] = s.token
+    return path
+
+
+def test_known_path_with_repeated_tokens():
+    blank = 0
+    #       b  1  1  b  2  b  2  3  3  b
+    path = [0, 1, 1, 0, 2, 0, 2, 3, 3, 0]
+    spans = ctc_forced_align(_posteriors(path, 4), [1, 2, 2, 3], blank)
+    assert [(s.token, s.start, s.end) for s in spans] == [(1, 1, 2), (2, 4, 4), (2, 6, 6), (3, 7, 8)]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_viterbi_matches_brute_force(seed):
+    """On random posteriors the returned path is a valid CTC path of the target with the best score of all."""
+    blank, V, T = 3, 4, 7
+    targets = [0, 1, 1] if seed % 2 else [2, 0]
+    lp = _posteriors([blank] * T, V, sharp=0.0, seed=seed)
+    spans = ctc_forced_align(lp, targets, blank)
+    path = _path_from_spans(spans, T, blank)
+    assert _collapse(path, blank) == targets
+    score = sum(float(lp[t, p]) for t, p in enumerate(path))
+    best = max(sum(float(lp[t, p]) for t, p in enumerate(cand))
+               for cand in itertools.product(range(V), repeat=T) if _collapse(cand, blank) == targets)
+    assert score == pytest.approx(best, abs=1e-4)
+
+
+def test_too_few_frames_is_an_alignment_error():
+    lp = _posteriors([0, 1, 0], 3)
+    with pytest.raises(AlignmentError, match="cannot hold"):
+        ctc_forced_align(lp, [1, 1, 2], 0)  # needs 4 frames (a blank between the repeated 1s)
+
+
+class _FakeCharModel(torch.nn.Module):
+    """Stands in for a NeMo char CTC model: vocabulary, 40 ms output frames, fixed posteriors."""
+
+    def __init__(self, vocabulary, path):
+        super().__init__()
+        self.decoder = SimpleNamespace(vocabulary=vocabulary)
+        self.encoder = SimpleNamespace(subsampling_factor=4)
+        self.cfg = SimpleNamespace(preprocessor=SimpleNamespace(window_stride=0.01))
+        self.path = path
+
+    def forward(self, input_signal, input_signal_length):
+        lp = _posteriors(self.path, len(self.decoder.vocabulary) + 1).unsqueeze(0)
+        return lp, torch.tensor([len(self.path)]), None
+
+
+def test_ctc_aligner_words_from_token_spans():
+    vocab = [" ", "a", "b", "h", "i", "'"]
+    blank = len(vocab)
+    ids = {c: i for i, c in enumerate(vocab)}
+    # frames:  0-2 blank | 3-4 h | 5 i | 6-7 blank | 8 space | 9 a | 10-11 b | 12-15 blank
+    path = [blank] * 3 + [ids["h"]] * 2 + [ids["i"]] + [blank] * 2 + [ids[" "]] + [ids["a"]] + [ids["b"]] * 2 + \
+        [blank] * 4
+    aligner = CTCAligner(model=_FakeCharModel(vocab, path))
+    audio = np.zeros(int(16 * 0.04 * 16000), np.float32)
+    spans = aligner.align_audio(audio, "Hi, -- AB!")
+    assert [s.word for s in spans] == ["Hi,", "--", "AB!"]
+    assert (spans[0].start, spans[0].end) == pytest.approx((0.12, 0.24))
+    assert spans[1].start == spans[1].end == pytest.approx(0.24)  # unspoken: zero length at its boundary
+    assert (spans[2].start, spans[2].end) == pytest.approx((0.36, 0.48))
