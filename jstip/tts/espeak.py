@@ -37,8 +37,8 @@ _INIT_DONT_EXIT = 0x8000
 _PARAM_RATE = 1
 _PARAM_WORDGAP = 7
 
-# English voices that ship with Debian's espeak-ng-data, and its voice variants (espeak-ng-data/voices/!v).
-ENGLISH_VOICES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
+# English voices that ship with Debian's espeak-ng-data ("en" is British English), and its voice variants (espeak-ng-data/voices/!v).
+ENGLISH_VOICES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4"]
 
 
@@ -80,6 +80,8 @@ class _Lib:
         ]
         self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
+        self.lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
         self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 500, None,
                                                _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
         if self.rate <= 0:
@@ -135,41 +137,73 @@ class EspeakBackend(TTSBackend):
             if err != 0:
                 raise SynthesisError(f"espeak_Synth failed with error {err}")
             chunks, events = lib.chunks, lib.events
-        if not chunks:
-            raise SynthesisError("espeak-ng produced no audio for this text")
-        audio22 = np.concatenate(chunks).astype(np.float32) / 32768.0
-        return _to_synthesis(text, spans, audio22, lib.rate, events)
+            if not chunks:
+                raise SynthesisError("espeak-ng produced no audio for this text")
+            audio22 = np.concatenate(chunks).astype(np.float32) / 32768.0
+            return _to_synthesis(text, spans, audio22, lib.rate, events, lambda w: _phoneme_count(lib.lib, w))
 
 
-def _to_synthesis(text, spans, audio, rate, events) -> Synthesis:
+def _phoneme_count(lib, word: str) -> int:
+    """How many phonemes espeak-ng makes of ``word`` on its own (the current voice)."""
+    ptr = ctypes.c_char_p(word.encode("utf-8"))
+    out = lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, ord("|") << 8) or b""
+    return max(1, len([p for p in out.decode("utf-8", "replace").replace(" ", "|").split("|") if p.strip("'\",")]))
+
+
+def _to_synthesis(text, spans, audio, rate, events, phoneme_count) -> Synthesis:
     n_in = len(audio)
-    # Engine word starts and pause starts, in samples of the engine's rate.
-    word_events = [(pos, sample) for typ, pos, sample, _ in events if typ == _EVENT_WORD]
-    pause_starts = sorted(s for typ, _, s, ph in events if typ == _EVENT_PHONEME and ph.startswith("_"))
-    if not word_events:
+    # Group phoneme events under the WORD event they follow: [owner input word, start sample, phoneme samples].
+    groups: list[list] = []
+    pause_starts: list[int] = []
+    for typ, pos, sample, ph in events:
+        if typ == _EVENT_WORD:
+            if pos < 1:  # a closing WORD event at position 0 marks the end of the message, not a word
+                continue
+            c = pos - 1  # text_position counts characters from 1
+            idx = next((i for i, s in enumerate(spans) if s.start <= c < s.end), None)
+            if idx is None:  # an event can point at the space before a word: take the next word
+                idx = next((i for i, s in enumerate(spans) if s.start >= c), len(spans) - 1)
+            if groups and groups[-1][0] == idx:
+                continue  # one input word spoken as several engine words ("2,000"): one group
+            groups.append([idx, sample, []])
+        elif typ == _EVENT_PHONEME and groups:
+            if ph.startswith("_"):
+                pause_starts.append(sample)
+            else:
+                groups[-1][2].append(sample)
+    # WORD events that no phoneme follows mark clause ends (at the last sample), not spoken words.
+    groups = [g for g in groups if g[2]]
+    if not groups:
         raise SynthesisError("espeak-ng reported no word events (nothing speakable in the text)")
-    # Character position (1-based, in characters) -> index of the input word that contains it.
-    owner = []
-    for pos, sample in word_events:
-        c = pos - 1
-        idx = next((i for i, s in enumerate(spans) if s.start <= c < s.end), None)
-        if idx is None:  # events can point at the space before a word: take the next word
-            idx = next((i for i, s in enumerate(spans) if s.start >= c), len(spans) - 1)
-        owner.append((idx, sample))
-    starts: dict[int, int] = {}
-    for idx, sample in owner:
-        starts.setdefault(idx, sample)
-    missing = [spans[i].word for i in range(len(spans)) if i not in starts]
-    if missing:
-        raise SynthesisError(
-            f"espeak-ng spoke nothing for word(s) {missing[:5]}: spell them out or remove them from the text"
-        )
-    bounds = [starts[i] for i in range(len(spans))]
-    if any(b2 < b1 for b1, b2 in zip(bounds, bounds[1:])):
+    owners = [g[0] for g in groups]
+    if owners != sorted(owners):
         raise SynthesisError("espeak-ng word events are out of order for this text (reordered by its normaliser)")
+    # espeak-ng joins unstressed words to their neighbour ("on the" -> one WORD event): give a group all the input
+    # words up to the next group's owner, and split its phonemes between them by their phoneme counts.
+    starts = [0] * len(spans)
+    for gi, (owner, gstart, phones) in enumerate(groups):
+        first = 0 if gi == 0 else owner
+        last = (groups[gi + 1][0] if gi + 1 < len(groups) else len(spans)) - 1
+        members = list(range(first, last + 1))
+        if len(members) == 1:
+            starts[first] = gstart
+            continue
+        counts = [phoneme_count(spans[i].word) for i in members]
+        total = sum(counts)
+        gend = groups[gi + 1][1] if gi + 1 < len(groups) else n_in
+        cum = 0
+        for k, i in enumerate(members):
+            if k == 0:
+                starts[i] = gstart
+            elif len(phones) >= len(members):
+                b = min(max(round(cum / total * len(phones)), k), len(phones) - (len(members) - k))
+                starts[i] = phones[b]
+            else:
+                starts[i] = gstart + (gend - gstart) * k // len(members)
+            cum += counts[k]
     ends = []
-    for i, b in enumerate(bounds):
-        nxt = bounds[i + 1] if i + 1 < len(bounds) else n_in
+    for i, b in enumerate(starts):
+        nxt = starts[i + 1] if i + 1 < len(starts) else n_in
         pause = next((p for p in pause_starts if b < p < nxt), None)
         ends.append(pause if pause is not None else nxt)
     # Resample to 16 kHz and convert the times.
@@ -177,7 +211,7 @@ def _to_synthesis(text, spans, audio, rate, events) -> Synthesis:
     audio16 = resample_poly(audio, SAMPLING_RATE // g, rate // g).astype(np.float32)
     np.clip(audio16, -1.0, 1.0, out=audio16)
     scale = 1.0 / rate
-    raw = [(b * scale, e * scale) for b, e in zip(bounds, ends)]
+    raw = [(b * scale, e * scale) for b, e in zip(starts, ends)]
     times = tighten_to_voiced(audio16, SAMPLING_RATE, raw)
     words = [WordTime(s.word, st, en) for s, (st, en) in zip(spans, times)]
     return Synthesis(audio16, words, SAMPLING_RATE, info={"engine": "espeak", "engine_rate": rate})
