@@ -33,6 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
+from jstip.evaluate.stats import paired_bootstrap
+
 HEADLINE = ("wer", "cer", "ter", "eer", "u_wer", "b_wer")
 LOSS_KEYS = ("loss", "train_loss", "val_loss")
 
@@ -149,44 +151,6 @@ def _per_utterance(run: Run, metric: str) -> dict[str, tuple[float, float]]:
             entities = row.get("entities") or []
             out[row["id"]] = (sum(not e["hit"] for e in entities), len(entities))
     return out
-
-
-def paired_bootstrap(
-    errors_a: np.ndarray, errors_b: np.ndarray, totals: np.ndarray, num_samples: int = 1000, seed: int = 0,
-    confidence: float = 0.95,
-) -> tuple[float, float, float, float]:
-    """Paired bootstrap over utterances of the difference of two error rates (sum errors / sum totals).
-
-    Args:
-        errors_a, errors_b: (N,) errors per utterance of the two systems on the same utterances.
-        totals: (N,) reference units per utterance (words, or entity instances).
-        num_samples: bootstrap samples; each draws N utterances with replacement, the same ones for both systems.
-
-    Returns:
-        (delta, low, high, p_b_better): rate B minus rate A on the full set, the percentile interval, and the share
-        of samples where B's rate is strictly below A's.
-    """
-    totals = np.asarray(totals, dtype=np.float64)
-    errors_a = np.asarray(errors_a, dtype=np.float64)
-    errors_b = np.asarray(errors_b, dtype=np.float64)
-    n = len(totals)
-    if n == 0 or totals.sum() == 0:
-        return float("nan"), float("nan"), float("nan"), float("nan")
-    delta = (errors_b.sum() - errors_a.sum()) / totals.sum()
-    rng = np.random.default_rng(seed)
-    diffs = []
-    chunk = max(1, 2_000_000 // n)
-    for start in range(0, num_samples, chunk):
-        size = min(chunk, num_samples - start)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)  # (size, N) draw counts
-        tot = weights @ totals
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diffs.append((weights @ errors_b - weights @ errors_a) / tot)
-    samples = np.concatenate(diffs)
-    samples = samples[np.isfinite(samples)]
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(samples, [alpha, 1 - alpha])
-    return float(delta), float(low), float(high), float(np.mean(samples < 0))
 
 
 def compare_runs(baseline: Run, other: Run, metric: str, num_samples: int = 1000, seed: int = 0) -> Difference | None:

@@ -1,0 +1,81 @@
+"""Spoken question answering with exact answers: a question is spoken by a TTS voice, the response is text.
+
+Items live in ``data/eval/spoken_qa.jsonl``: ``id``, ``question`` and ``answers`` (accepted answers, e.g.
+``["eight", "8"]``). A response is compared after :func:`normalize_answer` (the WER normaliser, then the articles
+``a``/``an``/``the`` dropped):
+
+- **exact match**: the normalised response equals a normalised accepted answer;
+- **contains**: a normalised accepted answer occurs in the normalised response as whole words (for models that
+  answer in a sentence: "The capital of France is Paris.").
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from jstip.evaluate.normalize import normalize_text
+
+_ARTICLES = {"a", "an", "the"}
+
+
+def default_qa_path() -> Path:
+    """``data/eval/spoken_qa.jsonl`` of the jstip source tree."""
+    return Path(__file__).resolve().parents[2] / "data" / "eval" / "spoken_qa.jsonl"
+
+
+def load_qa(path: str | Path | None = None) -> list[dict]:
+    """Load and validate QA items.
+
+    Raises:
+        ValueError: naming the file and the line of an item without id, question or answers.
+    """
+    path = Path(path) if path is not None else default_qa_path()
+    items = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            if not item.get("id") or not item.get("question") or not item.get("answers"):
+                raise ValueError(f"{path}:{lineno}: an item needs id, question and a non-empty answers list")
+            items.append(item)
+    return items
+
+
+def normalize_answer(text: str) -> str:
+    """Normalised words of an answer, articles dropped: ``"The Pacific Ocean."`` -> ``"pacific ocean"``."""
+    return " ".join(w for w in normalize_text(text).split() if w not in _ARTICLES)
+
+
+def exact_match(response: str, answers: Iterable[str]) -> bool:
+    """True if the normalised response equals one of the normalised answers."""
+    got = normalize_answer(response)
+    return any(got == normalize_answer(a) for a in answers)
+
+
+def contains_answer(response: str, answers: Iterable[str]) -> bool:
+    """True if a normalised answer occurs as whole words in the normalised response."""
+    got = f" {normalize_answer(response)} "
+    return any(normalize_answer(a) and f" {normalize_answer(a)} " in got for a in answers)
+
+
+def score_qa(items: Iterable[Mapping], responses: Mapping[str, str]) -> dict:
+    """Exact-match and contains accuracy of responses (item id -> response text).
+
+    Items without a response count as wrong and are listed in ``missing_ids``.
+    """
+    items = list(items)
+    rows, missing = [], []
+    for item in items:
+        response = responses.get(item["id"])
+        if response is None:
+            missing.append(item["id"])
+            response = ""
+        rows.append({"id": item["id"], "response": response, "exact": exact_match(response, item["answers"]),
+                     "contains": contains_answer(response, item["answers"])})
+    n = len(rows)
+    return {"exact_match": sum(r["exact"] for r in rows) / n if n else None,
+            "contains": sum(r["contains"] for r in rows) / n if n else None,
+            "num_items": n, "missing_ids": missing, "items": rows}
