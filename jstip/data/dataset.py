@@ -297,18 +297,28 @@ def build_sampler(cuts, cfg: DataConfig, seed: int = 0, epoch: int = 0, world_si
 
 def build_dataloader(cfg: DataConfig, cuts, tokenizer, text_sources=None, epoch: int = 0, seed: int = 0,
                      tts_cuts=None, world_size: int | None = None, rank: int | None = None,
-                     sampler_state: dict | None = None) -> torch.utils.data.DataLoader:
+                     sampler_state: dict | None = None, skip_batches: int = 0) -> torch.utils.data.DataLoader:
     """A DataLoader of ``SpeechLMBatch`` (or None for a batch with nothing usable) for one epoch.
 
     Build one per epoch (or call ``set_epoch(loader, epoch)`` between epochs): the epoch drives the sampler's shuffle,
     the TTS draw, the task of every cut and the interleaving variants. ``loader.sampler.state_dict()`` saved with a
-    checkpoint and passed back as ``sampler_state`` resumes the epoch where it stopped. The tokenizer gains the
-    special tokens of ``cfg.render`` (resize the model's embeddings to ``len(tokenizer)``).
+    checkpoint and passed back as ``sampler_state`` resumes the epoch where it stopped, when the loader has no workers.
+    With workers, the sampler runs ahead of the training loop by the prefetched batches, so save the number of batches
+    the loop consumed this epoch instead and pass it as ``skip_batches``: the sampler is replayed that far (metadata
+    only, no audio is read), which is exact with any number of workers. The tokenizer gains the special tokens of
+    ``cfg.render`` (resize the model's embeddings to ``len(tokenizer)``).
     """
     epoch_set = epoch_cuts(cuts, tts_cuts, cfg, epoch, seed)
     sampler = build_sampler(epoch_set, cfg, seed, epoch, world_size, rank)
     if sampler_state is not None:
         sampler.load_state_dict(sampler_state)
+    elif skip_batches > 0:
+        replay = build_sampler(epoch_set, cfg, seed, epoch, world_size, rank)
+        it = iter(replay)
+        for _ in range(skip_batches):
+            if next(it, None) is None:
+                break
+        sampler.load_state_dict(replay.state_dict())
     dataset = SpeechLMDataset(tokenizer, cfg, text_sources, epoch, seed)
     return torch.utils.data.DataLoader(
         dataset, sampler=sampler, batch_size=None, num_workers=cfg.num_workers,

@@ -1,0 +1,189 @@
+"""The lhotse dataset, packing, mixing and the dataloader, on real TTS cuts."""
+
+from __future__ import annotations
+
+from collections import Counter
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from lhotse import CutSet
+
+from jstip.data.batch import IGNORE_INDEX, samples_per_frame
+from jstip.data.dataset import (
+    DataConfig,
+    SpeechLMDataset,
+    build_dataloader,
+    epoch_cuts,
+    is_tts,
+    read_text_sources,
+    set_epoch,
+)
+from jstip.data.packing import collate, pack_rows, padding_efficiency
+from jstip.data.render import Rendered
+
+SPF = samples_per_frame()
+
+
+def _check_batch(batch, renderer):
+    batch.validate()
+    B, L = batch.input_ids.shape
+    # Placeholders are exactly the speech positions, and their count per stream is the stream's frames.
+    assert torch.equal(batch.input_ids == renderer.placeholder_id, batch.speech_mask)
+    assert torch.equal(batch.audio_lens, batch.stream_frames * SPF)
+    assert [sum(s) for s in batch.span_frames] == batch.stream_frames.tolist()
+    # Loss mask never on speech or special tokens.
+    special = torch.tensor([renderer.bos_id, renderer.marker_id, renderer.placeholder_id, renderer.prompt_ids[0]])
+    assert not batch.loss_mask[torch.isin(batch.input_ids, special)].any()
+    assert not batch.loss_mask[batch.speech_mask].any()
+    assert not batch.loss_mask[batch.document_ids < 0].any()
+    # Scatter order: the row-major run of speech positions of each document is its stream's frames, in order.
+    counts = []
+    for b in range(B):
+        for d in range(int(batch.document_ids[b].max()) + 1):
+            sel = batch.document_ids[b] == d
+            pos = batch.position_ids[b][sel]
+            assert torch.equal(pos, torch.arange(int(sel.sum())))  # positions restart per document
+            n = int(batch.speech_mask[b][sel].sum())
+            if n:
+                counts.append(n)
+    if len(counts) == len(batch.stream_frames):  # one stream per document
+        assert counts == batch.stream_frames.tolist()
+
+
+def test_batch_of_real_cuts(tts_cuts, tokenizer, text_file):
+    ds = SpeechLMDataset(tokenizer, DataConfig(max_row_tokens=256), text_sources=[text_file], seed=0)
+    batch = ds[tts_cuts]
+    _check_batch(batch, ds.renderer)
+    assert len(batch.example_ids) == len(batch.tasks)
+    assert batch.input_ids.shape[1] % 8 == 0
+    assert set(batch.tasks) <= {"asr", "word_il", "segment_il", "mixed_il", "text"}
+    assert "text" in batch.tasks
+
+
+def test_stream_per_row_keeps_scatter_totals(tts_cuts, tokenizer):
+    ds = SpeechLMDataset(tokenizer, DataConfig(max_row_tokens=512, stream_per="row", weights={"word_il": 1}))
+    batch = ds[tts_cuts]
+    batch.validate()
+    assert len(batch.stream_frames) == batch.input_ids.shape[0]
+    per_row = batch.speech_mask.sum(dim=1)
+    assert per_row[per_row > 0].tolist() == batch.stream_frames.tolist()
+
+
+def test_pack_rows_first_fit():
+    rows = pack_rows([5, 3, 7, 2, 9], 10)
+    assert sorted(i for r in rows for i in r) == [0, 1, 2, 3, 4]
+    assert all(sum([5, 3, 7, 2, 9][i] for i in r) <= 10 for r in rows)
+    assert len(rows) == 3
+    assert pack_rows([15, 2], 10) == [[0], [1]]  # too long: a row of its own, never cut
+
+
+def test_collate_documents_and_padding():
+    docs = [Rendered([1, 2, 3], [1, 2, 3], [False] * 3, example_id="a", task="text"),
+            Rendered([7, 9, 9, 4], [IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX, 4], [False, True, True, False],
+                     spans=[(0.0, 0.16)], span_frames=[2], example_id="b", task="asr")]
+    stream = np.ones(2 * SPF, dtype=np.float32)
+    batch = collate(docs, [None, stream], pad_id=0, max_row_tokens=8, pad_to_multiple=4)
+    batch.validate()
+    assert batch.input_ids.shape == (1, 8)
+    assert batch.document_ids[0].tolist() == [0, 0, 0, 0, 1, 1, 1, -1]
+    assert batch.position_ids[0].tolist() == [0, 1, 2, 3, 0, 1, 2, 0]
+    assert batch.example_ids == ["b", "a"]  # longest first
+    eff = padding_efficiency(batch)
+    assert eff["llm"] == 7 / 8 and eff["encoder"] == 1.0
+
+
+def test_task_mix_follows_weights_and_is_deterministic(tokenizer):
+    cfg = DataConfig(weights={"asr": 0.4, "word_il": 0.2, "segment_il": 0.2, "mixed_il": 0.2})
+    fake = [SimpleNamespace(id=f"cut{i}", custom=None) for i in range(4000)]
+    ds = SpeechLMDataset(tokenizer, cfg, seed=1, epoch=0)
+    tasks = [ds.task_of(c) for c in fake]
+    share = {k: v / len(fake) for k, v in Counter(tasks).items()}
+    assert abs(share["asr"] - 0.4) < 0.03 and abs(share["word_il"] - 0.2) < 0.03
+    assert tasks == [SpeechLMDataset(tokenizer, cfg, seed=1, epoch=0).task_of(c) for c in fake]
+    ds.set_epoch(1)
+    tasks1 = [ds.task_of(c) for c in fake]
+    assert tasks1 != tasks  # fresh per epoch
+    assert abs(Counter(tasks1)["asr"] / len(fake) - 0.4) < 0.03
+
+
+def test_text_documents_per_batch_follow_the_text_weight(tokenizer, text_file):
+    cfg = DataConfig(weights={"asr": 0.5, "text": 0.5})
+    ds = SpeechLMDataset(tokenizer, cfg, text_sources=[text_file])
+    n = [ds.num_text_docs(3, f"k{i}") for i in range(400)]
+    assert abs(np.mean(n) - 3.0) < 0.3
+    assert read_text_sources([text_file, ["extra line"]])[-1] == "extra line"
+
+
+def test_bad_items_never_break_a_batch(tts_cuts, broken_cuts, tokenizer):
+    ds = SpeechLMDataset(tokenizer, DataConfig(weights={"word_il": 1.0}))
+    cuts = CutSet.from_cuts([tts_cuts["d0"]] + list(broken_cuts.values()))
+    batch = ds[cuts]
+    _check_batch(batch, ds.renderer)
+    # Unalignable cuts became ASR documents; the cut with no audio was dropped.
+    assert sorted(batch.example_ids) == sorted(
+        ["no_alignment_asr", "wrong_word_asr", "d6_asr"] + [i for i in batch.example_ids if i.startswith("d0_")])
+    assert ds.num_dropped == 1 and ds.num_fallback_asr == 3
+    # Nothing usable and no text: None, not an exception.
+    assert ds[CutSet.from_cuts([broken_cuts["no_audio"]])] is None
+
+
+def test_bad_items_go_to_rejects_file(tmp_path, broken_cuts, tokenizer):
+    from jstip.rejects import read_rejected
+
+    ds = SpeechLMDataset(tokenizer, DataConfig(rejects_path=str(tmp_path / "rejected.jsonl")))
+    ds[CutSet.from_cuts([broken_cuts["no_audio"]])]
+    rec = read_rejected(tmp_path / "rejected.jsonl")
+    assert rec[0]["id"] == "no_audio" and rec[0]["stage"] == "data" and rec[0]["reason"]
+
+
+def test_tts_cuts_become_tts_il_documents(tts_cuts, tokenizer):
+    asr = CutSet.from_cuts(list(tts_cuts)[:4])
+    tts = CutSet.from_cuts(list(tts_cuts)[4:6])
+    cfg = DataConfig(weights={"asr": 0.5, "tts_il": 0.5})
+    ep = epoch_cuts(asr, tts, cfg, epoch=0, seed=0)
+    assert len(ep) == 6 and sum(is_tts(c) for c in ep) == 2
+    batch = SpeechLMDataset(tokenizer, cfg)[ep]
+    assert Counter(batch.tasks)["tts_il"] == 2
+    # Fewer TTS cuts drawn when their weight is lower, and a different draw per epoch.
+    cfg2 = DataConfig(weights={"asr": 0.75, "tts_il": 0.25})
+    draws = {tuple(c.id for c in epoch_cuts(asr, tts, cfg2, e, 0) if is_tts(c)) for e in range(8)}
+    assert all(len(d) == 1 for d in draws) and len(draws) == 2
+
+
+def test_dataloader_with_worker_and_resume(tts_cuts, tokenizer, text_file):
+    cfg = DataConfig(max_duration=8.0, bucketing=False, num_workers=0)
+    loader = build_dataloader(cfg, tts_cuts, tokenizer, [text_file], epoch=0, seed=3)
+    all_batches = [b.example_ids for b in loader]
+    assert len(all_batches) >= 3
+    seen = sorted({i.split("_")[0] for ids in all_batches for i in ids if not i.startswith("text")})
+    assert seen == sorted(c.id for c in tts_cuts)
+    # Resume after one batch from the sampler's state dict.
+    loader = build_dataloader(cfg, tts_cuts, tokenizer, [text_file], epoch=0, seed=3)
+    it = iter(loader)
+    first = next(it).example_ids
+    state = loader.sampler.state_dict()
+    resumed = build_dataloader(cfg, tts_cuts, tokenizer, [text_file], epoch=0, seed=3, sampler_state=state)
+    assert [first] + [b.example_ids for b in resumed] == all_batches
+    # Resume by batch count (exact with workers, whose prefetching runs the sampler ahead).
+    skipped = build_dataloader(cfg, tts_cuts, tokenizer, [text_file], epoch=0, seed=3, skip_batches=2)
+    assert [b.example_ids for b in skipped] == all_batches[2:]
+    # A worker process gives the same batches.
+    cfg_w = DataConfig(max_duration=8.0, bucketing=False, num_workers=1)
+    assert [b.example_ids for b in build_dataloader(cfg_w, tts_cuts, tokenizer, [text_file], 0, 3)] == all_batches
+    # Another epoch: other order and variants.
+    loader = build_dataloader(cfg, tts_cuts, tokenizer, [text_file], epoch=1, seed=3)
+    assert [b.example_ids for b in loader] != all_batches
+    set_epoch(loader, 0)
+    assert loader.dataset.epoch == 0
+
+
+def test_bucketing_sampler(tts_cuts, tokenizer):
+    cfg = DataConfig(max_duration=10.0, bucketing=True, num_buckets=2)
+    loader = build_dataloader(cfg, tts_cuts, tokenizer, epoch=0, seed=0)
+    n = 0
+    for batch in loader:
+        batch.validate()
+        n += len(batch.example_ids)
+    assert n == len(tts_cuts)
