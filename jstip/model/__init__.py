@@ -1,0 +1,1 @@
+"""The speech-LLM: encoder (NeMo) -> adapter -> Hugging Face causal LM. Builders live in the submodules."""

@@ -1,0 +1,217 @@
+"""``SpeechLM``: speech encoder -> adapter -> decoder-only LLM, on the rendered batches of ``jstip.data.batch``.
+
+The speech streams of a batch are encoded in one padded encoder call; each stream's output is trimmed (or
+zero-padded) to exactly its ``stream_frames`` and the frames of all streams are scattered, in stream order, into the
+speech placeholder positions read in row-major order (the contract of ``SpeechLMBatch``). Packed rows attend only
+within their own document: a block-causal 4D mask (CPU, SDPA/eager), or the per-document ``position_ids`` alone with
+flash attention, which Hugging Face turns into variable-length attention.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from jstip.data.batch import IGNORE_INDEX, SAMPLING_RATE, SpeechLMBatch, num_frames, samples_per_frame
+
+
+def block_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
+    """(B, L) document ids (-1 = padding) -> (B, 1, L, L) bool, True where query i may attend to key j: same document
+    and j <= i. A padding position attends to itself only (a row with no allowed key would give NaN)."""
+    B, L = document_ids.shape
+    same = document_ids[:, :, None] == document_ids[:, None, :]  # (B, L, L)
+    causal = torch.ones(L, L, dtype=torch.bool, device=document_ids.device).tril()
+    allowed = same & causal & (document_ids[:, :, None] >= 0)
+    allowed |= torch.eye(L, dtype=torch.bool, device=document_ids.device)
+    return allowed[:, None]
+
+
+@dataclass
+class SpeechLMOutput:
+    loss: torch.Tensor | None
+    logits: torch.Tensor
+    num_tokens: int
+
+
+class SpeechLM(nn.Module):
+    """Continuous-input speech-LLM.
+
+    Args:
+        encoder: ``forward(audio (S, T), audio_lens (S,)) -> (frames (S, T_enc, D_enc), lens (S,))``, e.g.
+            ``jstip.model.encoder.SpeechEncoder``.
+        adapter: ``forward(frames, lens) -> ((S, T_llm, D_llm), lens)``: one output per placeholder (80 ms).
+        llm: a Hugging Face causal LM whose embeddings cover the tokenizer (speech token included).
+        attention: ``mask`` (4D block-causal mask), ``position_ids`` (let the LLM derive documents from position
+            resets: flash-attention varlen), or ``auto`` (``position_ids`` with flash attention, else ``mask``).
+    """
+
+    def __init__(self, encoder: nn.Module, adapter: nn.Module, llm: nn.Module, attention: str = "auto") -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.adapter = adapter
+        self.llm = llm
+        if attention not in ("auto", "mask", "position_ids"):
+            raise ValueError(f"attention must be auto, mask or position_ids, got {attention!r}")
+        self.attention = attention
+
+    # Speech ---------------------------------------------------------------------------------------------------------
+    def encode_streams(self, audio: torch.Tensor, audio_lens: torch.Tensor,
+                       stream_frames: torch.Tensor) -> torch.Tensor:
+        """All streams in one padded encoder call.
+
+        Args:
+            audio: (S, T) float32 at 16 kHz, audio_lens: (S,), stream_frames: (S,) frames wanted per stream.
+
+        Returns:
+            (sum(stream_frames), D_llm): stream 0's frames, then stream 1's, ... each trimmed or zero-padded at its
+            end to exactly ``stream_frames[s]``.
+        """
+        feats, lens = self.encoder(audio, audio_lens)  # (S, T_enc, D_enc)
+        out, out_lens = self.adapter(feats, lens)  # (S, T_llm, D_llm)
+        pieces = []
+        for s, n in enumerate(stream_frames.tolist()):
+            piece = out[s, :min(n, out.shape[1])]
+            if piece.shape[0] < n:
+                piece = torch.cat([piece, piece.new_zeros(n - piece.shape[0], piece.shape[1])])
+            pieces.append(piece)
+        return torch.cat(pieces) if pieces else out.new_zeros(0, out.shape[-1])
+
+    def _speech_params_zero(self) -> torch.Tensor:
+        # A batch without speech still touches the trainable speech parameters, so that DDP sees a gradient (0) for
+        # every parameter on every rank.
+        params = [p for m in (self.encoder, self.adapter) for p in m.parameters() if p.requires_grad]
+        return sum((p.sum() * 0.0 for p in params), torch.zeros(()))
+
+    def embed(self, batch: SpeechLMBatch) -> torch.Tensor:
+        """(B, L, D_llm) input embeddings: token embeddings, with the adapter's frames at the speech positions."""
+        embeds = self.llm.get_input_embeddings()(batch.input_ids)  # (B, L, D)
+        n_speech = int(batch.speech_mask.sum())
+        if n_speech != int(batch.stream_frames.sum()):
+            raise ValueError(f"batch has {n_speech} speech positions but {int(batch.stream_frames.sum())} frames")
+        if batch.audio.shape[0] == 0:
+            return embeds + self._speech_params_zero().to(embeds.dtype)
+        frames = self.encode_streams(batch.audio, batch.audio_lens, batch.stream_frames).to(embeds.dtype)
+        # masked_scatter fills the True positions in row-major order: the contract's scatter order.
+        return embeds.masked_scatter(batch.speech_mask.unsqueeze(-1), frames)
+
+    def _attention_kwargs(self, batch: SpeechLMBatch) -> dict:
+        impl = getattr(self.llm.config, "_attn_implementation", "sdpa") or "sdpa"
+        mode = self.attention
+        if mode == "auto":
+            mode = "position_ids" if "flash" in impl else "mask"
+        if mode == "position_ids":
+            return {"attention_mask": None, "position_ids": batch.position_ids}
+        mask = block_causal_mask(batch.document_ids)
+        if impl == "eager":
+            dtype = self.llm.get_input_embeddings().weight.dtype
+            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        return {"attention_mask": mask, "position_ids": batch.position_ids}
+
+    def forward(self, batch: SpeechLMBatch, compute_logits: bool = True) -> SpeechLMOutput:
+        """Cross-entropy over ``labels`` (shifted: position t predicts label t+1), mean over labelled tokens."""
+        embeds = self.embed(batch)
+        out = self.llm(inputs_embeds=embeds, use_cache=False, **self._attention_kwargs(batch))
+        logits = out.logits  # (B, L, V)
+        targets = batch.labels[:, 1:]
+        n = int((targets != IGNORE_INDEX).sum())
+        loss = None
+        if n > 0:
+            loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
+                                               targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum") / n
+        else:
+            loss = logits.sum() * 0.0
+        return SpeechLMOutput(loss=loss, logits=logits, num_tokens=n)
+
+    # Decoding -------------------------------------------------------------------------------------------------------
+    def _prompt_embeds(self, parts: list) -> torch.Tensor:
+        """(P, D) embeddings of a prompt given as parts: token id lists, or audio arrays (16 kHz float)."""
+        device = self.llm.get_input_embeddings().weight.device
+        pieces = []
+        for part in parts:
+            if isinstance(part, (np.ndarray, torch.Tensor)) and torch.as_tensor(part).dtype.is_floating_point:
+                wav = torch.as_tensor(part, dtype=torch.float32).reshape(-1)
+                n = num_frames(len(wav))
+                want = n * samples_per_frame()
+                wav = nn.functional.pad(wav[:want], (0, max(0, want - len(wav))))
+                frames = self.encode_streams(wav[None].to(device), torch.tensor([want], device=device),
+                                             torch.tensor([n]))
+                pieces.append(frames.to(self.llm.get_input_embeddings().weight.dtype))
+            else:
+                ids = torch.as_tensor(list(part), dtype=torch.long, device=device)
+                pieces.append(self.llm.get_input_embeddings()(ids))
+        return torch.cat(pieces)
+
+    @torch.no_grad()
+    def generate(self, prompts: list[list], eos_id: int, pad_id: int | None = None, max_new_tokens: int = 64,
+                 num_beams: int = 1, batch_size: int = 8) -> list[list[int]]:
+        """Greedy (``num_beams=1``) or beam search continuation of prompts made of token ids and audio.
+
+        Args:
+            prompts: per prompt, a list of parts: lists of token ids or (T,) float audio arrays at 16 kHz, in order,
+                e.g. ``[[bos, asr_token], audio]`` for ASR or ``[[bos], audio, ids_of("Answer:")]`` for a spoken
+                question.
+            eos_id: stops a hypothesis.
+
+        Returns:
+            The generated token ids of each prompt (EOS and padding removed).
+        """
+        was_training = self.training
+        self.eval()
+        pad_id = eos_id if pad_id is None else pad_id
+        results: list[list[int]] = []
+        try:
+            for i in range(0, len(prompts), batch_size):
+                embeds = [self._prompt_embeds(p) for p in prompts[i:i + batch_size]]
+                P = max(e.shape[0] for e in embeds)
+                D = embeds[0].shape[1]
+                x = embeds[0].new_zeros(len(embeds), P, D)
+                mask = torch.zeros(len(embeds), P, dtype=torch.long, device=x.device)
+                for b, e in enumerate(embeds):  # left padding
+                    x[b, P - e.shape[0]:] = e
+                    mask[b, P - e.shape[0]:] = 1
+                out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
+                                        num_beams=num_beams, do_sample=False, eos_token_id=eos_id,
+                                        pad_token_id=pad_id, early_stopping=True if num_beams > 1 else False)
+                for row in out.tolist():
+                    ids = []
+                    for t in row:
+                        if t == eos_id:
+                            break
+                        ids.append(t)
+                    results.append(ids)
+        finally:
+            self.train(was_training)
+        return results
+
+    def transcribe(self, items, tokenizer, prompt_ids: list[int] | None = None, num_beams: int = 1,
+                   max_new_tokens: int = 128, batch_size: int = 8) -> list[str]:
+        """ASR: transcripts of ``items`` (lhotse cuts, or 16 kHz float arrays).
+
+        Args:
+            tokenizer: the tokenizer the model was trained with (special tokens added).
+            prompt_ids: ids before the speech; default ``[BOS, <asr>]`` of ``jstip.data.render.Renderer`` (the ASR
+                format it trains on).
+        """
+        if prompt_ids is None:
+            from jstip.data.render import Renderer
+
+            renderer = Renderer(tokenizer)
+            prompt_ids = ([renderer.bos_id] if renderer.bos_id is not None and renderer.cfg.add_bos else []) + \
+                list(renderer.prompt_ids)
+        prompts = [[prompt_ids, _audio_of(item)] for item in items]
+        out = self.generate(prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
+                            max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size)
+        return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+
+
+def _audio_of(item) -> np.ndarray:
+    if isinstance(item, (np.ndarray, torch.Tensor)):
+        return np.asarray(item, dtype=np.float32).reshape(-1)
+    cut = item
+    if cut.sampling_rate != SAMPLING_RATE:
+        cut = cut.resample(SAMPLING_RATE)
+    audio = np.asarray(cut.load_audio(), dtype=np.float32)
+    return audio.mean(axis=0) if audio.ndim == 2 else audio
