@@ -31,12 +31,17 @@ def check_cut(cut) -> str | None:
     return None
 
 
-def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare") -> CutSet:
-    """Keep the usable cuts, reject the rest to ``out_dir/rejected.jsonl``; write ``out_dir/cuts.jsonl.gz``."""
+def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare",
+                       rejects: RejectLog | None = None) -> CutSet:
+    """Keep the usable cuts, reject the rest to ``out_dir/rejected.jsonl``; write ``out_dir/cuts.jsonl.gz``.
+
+    Without ``rejects``, a previous ``rejected.jsonl`` is replaced (the manifests are rewritten whole).
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    rejects = RejectLog(out_dir / "rejected.jsonl", stage)
-    (out_dir / "rejected.jsonl").unlink(missing_ok=True)
+    if rejects is None:
+        (out_dir / "rejected.jsonl").unlink(missing_ok=True)
+        rejects = RejectLog(out_dir / "rejected.jsonl", stage)
     kept = []
     for cut in cuts:
         reason = check_cut(cut)

@@ -45,17 +45,23 @@ def read_text_items(path: str | Path, rejects: RejectLog) -> list[dict]:
     path = Path(path)
     items: list[dict] = []
     is_jsonl = path.suffix == ".jsonl"
+    logged = rejected_ids(rejects.path)  # a restarted run does not log the same bad line twice
+
+    def reject(item_id: str, reason: str) -> None:
+        if item_id not in logged:
+            rejects.reject(item_id, reason)
+
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
             item_id = f"{path.stem}-{lineno:06d}"
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                rejects.reject(item_id, f"line {lineno} of {path} is not valid UTF-8 (byte {raw[e.start]:#04x} at "
+                reject(item_id, f"line {lineno} of {path} is not valid UTF-8 (byte {raw[e.start]:#04x} at "
                                         f"column {e.start}): re-encode the file as UTF-8")
                 continue
             if not line.strip():
-                rejects.reject(item_id, f"line {lineno} of {path} is empty")
+                reject(item_id, f"line {lineno} of {path} is empty")
                 continue
             if is_jsonl:
                 try:
@@ -63,7 +69,7 @@ def read_text_items(path: str | Path, rejects: RejectLog) -> list[dict]:
                     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                         raise ValueError('expected an object with a "text" string')
                 except ValueError as e:
-                    rejects.reject(item_id, f"line {lineno} of {path} is not a JSON object with text: {e}")
+                    reject(item_id, f"line {lineno} of {path} is not a JSON object with text: {e}")
                     continue
                 record.setdefault("id", item_id)
                 record["id"] = str(record["id"])
