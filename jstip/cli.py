@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synthesize": ("jstip.tts.commands", "Speak text with a real TTS engine: audio + manifests with word times."),
     "align": ("jstip.align.commands", "Forced alignment: word times for real speech; compare, import, export."),
     "interleave": ("jstip.interleave.commands", "Build interleaved speech/text examples from aligned cuts."),
+    "pretrain": ("jstip.priors.commands", "Priors for CPU-scale runs: CTC encoder, text-only tiny LLM."),
     "train": ("jstip.train.commands", "Train the speech-LLM (Hydra overrides after the command)."),
     "evaluate": ("jstip.evaluate.commands", "Decode a test set with a checkpoint and score it."),
     "score": ("jstip.evaluate.score_command", "Score any system's hypotheses: WER, CER, TER, EER, B-WER/U-WER."),
