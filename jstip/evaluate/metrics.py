@@ -22,6 +22,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -33,8 +34,7 @@ MATCH, SUB, INS, DEL = "C", "S", "I", "D"
 _DIAG, _INS, _DEL = 0, 1, 2
 
 
-@dataclass(frozen=True)
-class AlignedPair:
+class AlignedPair(NamedTuple):
     """One step of an alignment: ``op`` is ``C`` (correct), ``S``, ``I`` or ``D``.
 
     ``ref_index`` is None for an insertion, ``hyp_index`` is None for a deletion.
@@ -43,6 +43,37 @@ class AlignedPair:
     op: str
     ref_index: int | None
     hyp_index: int | None
+
+
+class Alignment(Sequence):
+    """The alignment of one utterance: a sequence of :class:`AlignedPair` steps in order.
+
+    Stored compactly (``ops``: one letter C/S/I/D per step; token indices with -1 for none), because a test set has
+    hundreds of thousands of steps and most figures only need the letters.
+    """
+
+    __slots__ = ("ops", "_ref", "_hyp")
+
+    def __init__(self, ops: str, ref_index: list[int], hyp_index: list[int]):
+        self.ops = ops
+        self._ref = ref_index
+        self._hyp = hyp_index
+
+    def __len__(self) -> int:
+        return len(self.ops)
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return [self[i] for i in range(*k.indices(len(self)))]
+        r, h = self._ref[k], self._hyp[k]
+        return AlignedPair(self.ops[k], None if r < 0 else r, None if h < 0 else h)
+
+    def __iter__(self):
+        for op, r, h in zip(self.ops, self._ref, self._hyp):
+            yield AlignedPair(op, None if r < 0 else r, None if h < 0 else h)
+
+    def __repr__(self) -> str:
+        return f"Alignment({self.ops!r})"
 
 
 @dataclass
@@ -74,41 +105,42 @@ class ErrorCounts:
                 "errors": self.errors}
 
 
-def _encode(pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]]) -> list[tuple[np.ndarray, np.ndarray]]:
-    vocab: dict[Hashable, int] = {}
-    encoded = []
-    for ref, hyp in pairs:
-        r = np.fromiter((vocab.setdefault(t, len(vocab)) for t in ref), dtype=np.int64, count=len(ref))
-        h = np.fromiter((vocab.setdefault(t, len(vocab)) for t in hyp), dtype=np.int64, count=len(hyp))
-        encoded.append((r, h))
-    return encoded
+def _encode(pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]]):
+    """Token ids of all sequences: (flat ids, ref lengths, hyp lengths), refs first then hyps per pair."""
+    tokens: list[Hashable] = []
+    ref_lens = np.empty(len(pairs), dtype=np.int64)
+    hyp_lens = np.empty(len(pairs), dtype=np.int64)
+    for k, (ref, hyp) in enumerate(pairs):
+        tokens.extend(ref)
+        tokens.extend(hyp)
+        ref_lens[k], hyp_lens[k] = len(ref), len(hyp)
+    vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+    ids = np.fromiter(map(vocab.__getitem__, tokens), dtype=np.int64, count=len(tokens))
+    return ids, ref_lens, hyp_lens
 
 
-def _fill_bucket(refs: list[np.ndarray], hyps: list[np.ndarray]) -> np.ndarray:
-    """Fill the back-pointer table of a bucket of utterances.
+def _align_bucket(ref_ids: np.ndarray, hyp_ids: np.ndarray, ref_lens: np.ndarray, hyp_lens: np.ndarray):
+    """Align a bucket of padded utterances.
+
+    Args:
+        ref_ids: (B, N) token ids, padded with -1; hyp_ids: (B, M) padded with -2 (padding never matches).
+        ref_lens, hyp_lens: (B,) true lengths.
 
     Returns:
-        (B, N + 1, M + 1) int8 back-pointers (_DIAG, _INS, _DEL), N and M the longest ref and hyp of the bucket.
-        Padding is harmless: cell (i, j) depends only on cells (<= i, <= j), and each utterance is read back from its
-        own last cell.
+        (codes, ref_index, hyp_index), each (B, N + M): per utterance the alignment steps in order, right-aligned
+        (left padding has code -1). Codes 0..3 = C, S, I, D; indices are -1 where the step has no ref/hyp token.
+        Padding is harmless in the table: cell (i, j) depends only on cells (<= i, <= j), and each utterance is read
+        back from its own last cell (ref_len, hyp_len).
     """
-    batch = len(refs)
-    n_max = max(len(r) for r in refs)
-    m_max = max(len(h) for h in hyps)
-    ref_ids = np.full((batch, max(n_max, 1)), -1, dtype=np.int64)
-    hyp_ids = np.full((batch, max(m_max, 1)), -2, dtype=np.int64)
-    for b, (r, h) in enumerate(zip(refs, hyps)):
-        ref_ids[b, : len(r)] = r
-        hyp_ids[b, : len(h)] = h
-    hyp_ids = hyp_ids[:, :m_max]
+    batch, n_max = ref_ids.shape
+    m_max = hyp_ids.shape[1]
     cols = np.arange(m_max + 1, dtype=np.int64) * INS_COST  # (M + 1,)
-    back = np.empty((batch, n_max + 1, m_max + 1), dtype=np.int8)
+    back = np.empty((batch, n_max + 1, m_max + 1), dtype=np.int8)  # back-pointers _DIAG / _INS / _DEL
     back[:, 0, :] = _INS
     prev = np.broadcast_to(cols, (batch, m_max + 1)).copy()  # (B, M + 1) costs of row i - 1
     row = np.empty_like(prev)
     for i in range(1, n_max + 1):
-        equal = ref_ids[:, i - 1 : i] == hyp_ids  # (B, M)
-        diag = prev[:, :-1] + np.where(equal, 0, SUB_COST)
+        diag = prev[:, :-1] + np.where(ref_ids[:, i - 1 : i] == hyp_ids, 0, SUB_COST)  # (B, M)
         dele = prev[:, 1:] + DEL_COST
         row[:, 0] = i * DEL_COST
         row[:, 1:] = np.minimum(diag, dele)
@@ -116,34 +148,41 @@ def _fill_bucket(refs: list[np.ndarray], hyps: list[np.ndarray]) -> np.ndarray:
         row[:] = np.minimum.accumulate(row - cols, axis=1) + cols
         ins = row[:, :-1] + INS_COST
         # Ties: diagonal first, then insertion; a deletion only when strictly cheaper than both.
-        step = np.where(diag <= ins, np.where(diag <= dele, _DIAG, _DEL), np.where(ins <= dele, _INS, _DEL))
+        back[:, i, 1:] = np.where(diag <= ins, np.where(diag <= dele, _DIAG, _DEL), np.where(ins <= dele, _INS, _DEL))
         back[:, i, 0] = _DEL
-        back[:, i, 1:] = step
         prev, row = row, prev
-    return back
+
+    # Read all paths back at once, from each utterance's last cell; steps are collected last-first.
+    length = n_max + m_max
+    steps = np.full((batch, length), -1, dtype=np.int8)
+    i, j = ref_lens.copy(), hyp_lens.copy()
+    rows = np.arange(batch)
+    for t in range(length):
+        active = (i > 0) | (j > 0)
+        if not active.any():
+            break
+        step = np.where(active, back[rows, i, j], -1)
+        steps[:, t] = step
+        i -= (step == _DIAG) | (step == _DEL)
+        j -= (step == _DIAG) | (step == _INS)
+    forward = steps[:, ::-1]  # in order, left-padded with -1
+    uses_ref = (forward == _DIAG) | (forward == _DEL)
+    uses_hyp = (forward == _DIAG) | (forward == _INS)
+    ref_index = np.where(uses_ref, np.cumsum(uses_ref, axis=1) - 1, -1)
+    hyp_index = np.where(uses_hyp, np.cumsum(uses_hyp, axis=1) - 1, -1)
+    equal = (np.take_along_axis(ref_ids, np.clip(ref_index, 0, max(n_max - 1, 0)), axis=1) ==
+             np.take_along_axis(hyp_ids, np.clip(hyp_index, 0, max(m_max - 1, 0)), axis=1)) if n_max and m_max \
+        else np.zeros_like(forward, dtype=bool)
+    codes = np.select([forward == _DIAG, forward == _INS, forward == _DEL], [np.where(equal, 0, 1), 2, 3], -1)
+    return codes, ref_index, hyp_index
 
 
-def _read_back(back: np.ndarray, ref: np.ndarray, hyp: np.ndarray) -> list[AlignedPair]:
-    i, j = len(ref), len(hyp)
-    path: list[AlignedPair] = []
-    while i > 0 or j > 0:
-        step = back[i, j] if i > 0 else _INS
-        if step == _DIAG:
-            i, j = i - 1, j - 1
-            path.append(AlignedPair(MATCH if ref[i] == hyp[j] else SUB, i, j))
-        elif step == _INS:
-            j -= 1
-            path.append(AlignedPair(INS, None, j))
-        else:
-            i -= 1
-            path.append(AlignedPair(DEL, i, None))
-    path.reverse()
-    return path
+_OP_LETTERS = np.frombuffer(b"CSID", dtype=np.uint8)
 
 
 def align_batch(
     pairs: Sequence[tuple[Sequence[Hashable], Sequence[Hashable]]], bucket_cells: int = 4_000_000
-) -> list[list[AlignedPair]]:
+) -> list[Alignment]:
     """Align many (reference, hypothesis) token sequences with the sclite weights (see the module docstring).
 
     Args:
@@ -151,40 +190,51 @@ def align_batch(
         bucket_cells: at most this many table cells per vectorised bucket (memory: one byte per cell).
 
     Returns:
-        One alignment per pair: the list of :class:`AlignedPair` steps in order.
+        One :class:`Alignment` per pair.
     """
-    encoded = _encode(pairs)
-    order = sorted(range(len(encoded)), key=lambda k: (len(encoded[k][0]), len(encoded[k][1])))
-    results: list[list[AlignedPair] | None] = [None] * len(encoded)
+    ids, ref_lens, hyp_lens = _encode(pairs)
+    offsets = np.concatenate([[0], np.cumsum(ref_lens + hyp_lens)])
+    order = np.lexsort((hyp_lens, ref_lens))  # by length: buckets of similar sizes waste little padding
+    results: list[Alignment | None] = [None] * len(pairs)
     start = 0
     while start < len(order):
-        # Grow the bucket while the padded table stays within budget (sorted by length: little padding).
         end = start + 1
-        n_max = len(encoded[order[start]][0])
-        m_max = len(encoded[order[start]][1])
+        n_max, m_max = ref_lens[order[start]], hyp_lens[order[start]]
         while end < len(order):
-            r, h = encoded[order[end]]
-            n2, m2 = max(n_max, len(r)), max(m_max, len(h))
+            n2, m2 = max(n_max, ref_lens[order[end]]), max(m_max, hyp_lens[order[end]])
             if (end - start + 1) * (n2 + 1) * (m2 + 1) > bucket_cells:
                 break
             n_max, m_max, end = n2, m2, end + 1
         bucket = order[start:end]
-        refs = [encoded[k][0] for k in bucket]
-        hyps = [encoded[k][1] for k in bucket]
-        back = _fill_bucket(refs, hyps)
+        ref_ids = np.full((len(bucket), n_max), -1, dtype=np.int64)
+        hyp_ids = np.full((len(bucket), m_max), -2, dtype=np.int64)
         for b, k in enumerate(bucket):
-            results[k] = _read_back(back[b], refs[b], hyps[b])
+            o, n, m = offsets[k], ref_lens[k], hyp_lens[k]
+            ref_ids[b, :n] = ids[o : o + n]
+            hyp_ids[b, :m] = ids[o + n : o + n + m]
+        codes, ref_index, hyp_index = _align_bucket(ref_ids, hyp_ids, ref_lens[bucket], hyp_lens[bucket])
+        width = codes.shape[1]
+        first = (width - (codes >= 0).sum(axis=1)).tolist()
+        letters = _OP_LETTERS[np.maximum(codes, 0)]
+        for b, k in enumerate(bucket):
+            f = first[b]
+            results[k] = Alignment(letters[b, f:].tobytes().decode("ascii"), ref_index[b, f:].tolist(),
+                                   hyp_index[b, f:].tolist())
         start = end
     return results  # type: ignore[return-value]
 
 
-def align(ref: Sequence[Hashable], hyp: Sequence[Hashable]) -> list[AlignedPair]:
+def align(ref: Sequence[Hashable], hyp: Sequence[Hashable]) -> Alignment:
     """Align one reference with one hypothesis (see :func:`align_batch`)."""
     return align_batch([(ref, hyp)])[0]
 
 
 def count_errors(alignment: Sequence[AlignedPair]) -> ErrorCounts:
     """Error counts of one alignment."""
+    if isinstance(alignment, Alignment):
+        ops = alignment.ops
+        ins = ops.count(INS)
+        return ErrorCounts(ref_words=len(ops) - ins, subs=ops.count(SUB), ins=ins, dels=ops.count(DEL))
     counts = ErrorCounts()
     for pair in alignment:
         if pair.op != INS:

@@ -7,7 +7,8 @@ import click
 
 @click.command(name="score", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--ref", "ref_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="References, jsonl: id, text, optional entities / biasing_words / domain.")
+              help="References, jsonl: id, text, optional entities / biasing_words / domain; or a lhotse cut "
+                   "manifest (*.jsonl.gz, entities from supervision.custom).")
 @click.option("--hyp", "hyp_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Hypotheses, jsonl: id, hyp.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),

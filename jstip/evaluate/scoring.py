@@ -63,8 +63,45 @@ def read_jsonl(path: str | Path, required: tuple[str, ...]) -> list[dict]:
 
 
 def read_refs(path: str | Path) -> list[dict]:
-    """Reference lines: ``id``, ``text``, optional ``entities``, ``biasing_words`` and ``domain``."""
+    """Reference lines: ``id``, ``text``, optional ``entities``, ``biasing_words`` and ``domain``.
+
+    A lhotse cut manifest (``*.jsonl.gz``) is read with :func:`refs_from_cuts` instead.
+    """
+    if str(path).endswith(".jsonl.gz"):
+        return refs_from_cuts(path)
     return read_jsonl(path, ("id", "text"))
+
+
+def refs_from_cuts(cuts) -> list[dict]:
+    """Reference rows from a lhotse CutSet (or a path to a cut manifest): one row per cut.
+
+    ``text`` is the cut's supervision texts joined by a space; ``entities`` come from ``supervision.custom
+    ["entities"]`` (offsets shifted into the joined text), ``domain`` and ``biasing_words`` from the first
+    supervision's ``custom`` when present.
+    """
+    if isinstance(cuts, (str, Path)):
+        from lhotse import CutSet
+
+        cuts = CutSet.from_file(cuts)
+    refs = []
+    for cut in cuts:
+        texts, entities, offset = [], [], 0
+        custom: dict = {}
+        for sup in cut.supervisions:
+            text = sup.text or ""
+            sup_custom = sup.custom or {}
+            for e in sup_custom.get("entities") or []:
+                entities.append({**e, "start": e["start"] + offset, "end": e["end"] + offset})
+            for key in ("domain", "biasing_words"):
+                if key in sup_custom and key not in custom:
+                    custom[key] = sup_custom[key]
+            texts.append(text)
+            offset += len(text) + 1
+        row = {"id": cut.id, "text": " ".join(texts), **custom}
+        if entities:
+            row["entities"] = entities
+        refs.append(row)
+    return refs
 
 
 def read_hyps(path: str | Path) -> list[dict]:
@@ -77,7 +114,7 @@ def _rate(counts: ErrorCounts) -> float | None:
 
 
 def _ops(alignment) -> str:
-    return "".join(pair.op for pair in alignment)
+    return alignment.ops if hasattr(alignment, "ops") else "".join(pair.op for pair in alignment)
 
 
 def _entity_figures(results: list[dict]) -> dict:
@@ -291,4 +328,5 @@ def summary_line(metrics: Mapping) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["FIGURES", "read_refs", "read_hyps", "read_jsonl", "score", "write_scores", "summary_line"]
+__all__ = ["FIGURES", "read_refs", "read_hyps", "read_jsonl", "refs_from_cuts", "score", "write_scores",
+           "summary_line"]

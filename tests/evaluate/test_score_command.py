@@ -52,3 +52,32 @@ def test_jstip_score_help_through_the_real_command():
     out = subprocess.run([sys.executable, "-m", "jstip.cli", "score", "--help"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "Example" in out.stdout and "--ref" in out.stdout
+
+
+def test_score_reads_references_from_a_lhotse_cut_manifest(tmp_path):
+    import numpy as np
+    import soundfile as sf
+    from lhotse import CutSet, Recording, SupervisionSegment
+
+    cuts = []
+    for k, (text, entity) in enumerate([("Take Metformin daily.", "Metformin"), ("Call Dr. Patel.", "Patel")]):
+        wav = tmp_path / f"u{k}.wav"
+        sf.write(wav, np.zeros(1600, dtype=np.float32), 16000)
+        rec = Recording.from_file(wav, recording_id=f"u{k}")
+        start = text.index(entity)
+        sup = SupervisionSegment(id=f"u{k}", recording_id=f"u{k}", start=0, duration=0.1, text=text,
+                                 custom={"domain": "medical",
+                                         "entities": [{"text": entity, "category": "drug", "start": start,
+                                                       "end": start + len(entity)}]})
+        cuts.append(rec.to_cut().with_id(f"u{k}"))
+        cuts[-1].supervisions = [sup]
+    manifest = tmp_path / "cuts.jsonl.gz"
+    CutSet.from_cuts(cuts).to_file(manifest)
+    hyps = write_jsonl(tmp_path / "hyp.jsonl", [{"id": "u0", "hyp": "take Metformin daily"},
+                                                {"id": "u1", "hyp": "call doctor patel"}])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["--ref", str(manifest), "--hyp", str(hyps), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["eer_counts"] == {"entities": 2, "hits": 1, "misses": 1}
+    assert metrics["per_domain"]["medical"]["entities"] == 2
