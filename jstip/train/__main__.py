@@ -1,0 +1,69 @@
+"""Hydra entry point: ``python -m jstip.train --config-name tiny key=value ...`` (same as ``jstip train``).
+
+Options before the overrides: ``--config-name NAME`` (a packaged config in ``jstip/conf``, default ``tiny``),
+``--config-dir DIR`` (also search DIR for configs), ``--cfg`` (print the composed config and exit).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def compose(config_name: str = "tiny", overrides: list[str] | None = None, config_dir: str | None = None):
+    """The run config: a packaged (or ``config_dir``) YAML with Hydra ``key=value`` overrides applied."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = list(overrides or [])
+    if config_dir:
+        from pathlib import Path
+
+        overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="jstip.conf", version_base=None):
+        return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from omegaconf import OmegaConf
+
+    from jstip.train.module import NonFiniteLossError
+    from jstip.train.run import train
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    name, config_dir, print_only, overrides = "tiny", None, False, []
+    while args:
+        a = args.pop(0)
+        if a in ("--config-name", "-cn"):
+            name = args.pop(0)
+        elif a.startswith("--config-name="):
+            name = a.split("=", 1)[1]
+        elif a in ("--config-dir", "-cd"):
+            config_dir = args.pop(0)
+        elif a == "--cfg":
+            print_only = True
+        else:
+            overrides.append(a)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = compose(name, overrides, config_dir)
+    if print_only:
+        print(OmegaConf.to_yaml(cfg))
+        return 0
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        print(f"error: config {name!r} needs values for {', '.join(missing)} (add e.g. {missing[0]}=...)",
+              file=sys.stderr)
+        return 2
+    try:
+        exp_dir = train(cfg)
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"done: {exp_dir}/metrics.jsonl, {exp_dir}/checkpoints/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The data module: lhotse cut sets -> ``jstip.data`` loaders of ``SpeechLMBatch``, one loader per epoch, resumable.
+
+The position saved with every checkpoint is (epoch, batches consumed in that epoch); a resumed run rebuilds the epoch's
+loader and replays the sampler past those batches (metadata only), so the next batch is the one the killed run would
+have trained on, whatever the number of workers. Under DDP every rank gets its own share of the batches
+(lhotse samplers with ``world_size``/``rank``), not a ``DistributedSampler``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import lightning as L
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def data_config(cfg):
+    """``jstip.data.dataset.DataConfig`` from the ``data`` section of a run config (file paths ignored)."""
+    from omegaconf import OmegaConf
+
+    from jstip.data.dataset import DataConfig
+
+    skip = {"train_cuts", "dev_cuts", "tts_cuts", "text_sources", "dev_max_batches", "dev_weights"}
+    given = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in skip}
+    merged = OmegaConf.merge(OmegaConf.structured(DataConfig), given)
+    return OmegaConf.to_object(merged)
+
+
+def load_cuts(path):
+    from lhotse import CutSet
+
+    if path is None:
+        return None
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"cut manifest not found: {path} (make one with `jstip prepare ...`)")
+    return CutSet.from_file(path).to_eager()
+
+
+def training_texts(cuts, text_sources) -> list[str]:
+    """Transcripts and text-source sentences: what a tokenizer trained for a tiny LLM sees."""
+    from jstip.data.dataset import read_text_sources
+
+    texts = [s.text for c in cuts for s in c.supervisions if s.text]
+    return texts + read_text_sources(list(text_sources or []))
+
+
+class SpeechDataModule(L.LightningDataModule):
+    """Train/dev loaders of ``SpeechLMBatch`` for a run config's ``data`` section.
+
+    Args:
+        cfg: the ``data`` section (``train_cuts``, ``dev_cuts``, ``tts_cuts``, ``text_sources`` and ``DataConfig``
+            fields).
+        tokenizer: the LLM tokenizer (gains the rendering special tokens).
+        seed: drives the sampler's shuffle and every interleaving choice.
+    """
+
+    def __init__(self, cfg, tokenizer, seed: int = 0, train_cuts=None) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.seed = int(seed)
+        self.data_cfg = data_config(cfg)
+        self.train_cuts = train_cuts if train_cuts is not None else load_cuts(cfg.train_cuts)
+        self.tts_cuts = load_cuts(cfg.get("tts_cuts"))
+        self.dev_cuts = load_cuts(cfg.get("dev_cuts"))
+        self.text_sources = [str(s) for s in (cfg.get("text_sources") or [])]
+
+    def _world(self) -> tuple[int | None, int | None]:
+        trainer = getattr(self, "trainer", None)
+        if trainer is None or trainer.world_size <= 1:
+            return None, None
+        return trainer.world_size, trainer.global_rank
+
+    def train_dataloader(self):
+        from jstip.data.dataset import build_dataloader
+
+        module = self.trainer.lightning_module
+        epoch = int(self.trainer.current_epoch)
+        skip = 0
+        pos = module.resume_position
+        if pos is not None and int(pos.get("epoch", -1)) == epoch:
+            skip = int(pos.get("batches_done", 0))
+            log.info("resuming epoch %d after %d batches", epoch, skip)
+        module.resume_position = None
+        module.batches_done = skip
+        world_size, rank = self._world()
+        return build_dataloader(self.data_cfg, self.train_cuts, self.tokenizer, self.text_sources, epoch=epoch,
+                                seed=self.seed, tts_cuts=self.tts_cuts, world_size=world_size, rank=rank,
+                                skip_batches=skip)
+
+    def val_dataloader(self):
+        from omegaconf import OmegaConf
+
+        from jstip.data.dataset import build_dataloader
+
+        if self.dev_cuts is None:
+            return []
+        cfg = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(self.data_cfg), {"shuffle": False}))
+        if self.cfg.get("dev_weights"):
+            cfg.weights = dict(self.cfg.dev_weights)
+        world_size, rank = self._world()
+        return build_dataloader(cfg, self.dev_cuts, self.tokenizer, self.text_sources, epoch=0, seed=self.seed,
+                                world_size=world_size, rank=rank)
+
+    def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
+        return None if batch is None else batch.to(device)

@@ -1,0 +1,137 @@
+"""The LightningModule of jstip: a ``SpeechLM``, its training stage, optimiser and schedule."""
+
+from __future__ import annotations
+
+import lightning as L
+import torch
+
+from jstip.model.speechlm import SpeechLM
+
+STAGE_TRAINABLE = {1: ("adapter",), 2: ("encoder", "adapter", "llm")}
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or inf; the run stops and keeps its last good checkpoint."""
+
+
+def apply_lora(model: SpeechLM, lora_cfg) -> None:
+    """Wrap the LLM with LoRA adapters (peft); only the LoRA weights of the LLM stay trainable."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=int(lora_cfg.get("r", 8)), lora_alpha=int(lora_cfg.get("alpha", 16)),
+                        lora_dropout=float(lora_cfg.get("dropout", 0.0)),
+                        target_modules=list(lora_cfg.get("target_modules", ["q_proj", "k_proj", "v_proj", "o_proj"])),
+                        bias="none", task_type="CAUSAL_LM")
+    model.llm = get_peft_model(model.llm, config)
+
+
+def set_trainable(model: SpeechLM, trainable: tuple[str, ...], lora: bool = False) -> None:
+    """Freeze every part not in ``trainable`` (``encoder``, ``adapter``, ``llm``). With LoRA the LLM's trainable
+    weights are its LoRA weights (peft already froze the rest)."""
+    for name in ("encoder", "adapter", "llm"):
+        if name == "llm" and lora:
+            continue
+        for p in getattr(model, name).parameters():
+            p.requires_grad_(name in trainable)
+
+
+def lr_lambda(warmup_steps: int, max_steps: int, min_ratio: float = 0.0):
+    """Linear warm-up to 1 over ``warmup_steps``, then linear decay to ``min_ratio`` at ``max_steps``."""
+
+    def f(step: int) -> float:
+        if warmup_steps > 0 and step < warmup_steps:
+            return (step + 1) / warmup_steps
+        if max_steps <= warmup_steps:
+            return 1.0
+        progress = min(1.0, (step - warmup_steps) / max(1, max_steps - warmup_steps))
+        return max(min_ratio, 1.0 - (1.0 - min_ratio) * progress)
+
+    return f
+
+
+class SpeechLMModule(L.LightningModule):
+    """Trains a ``SpeechLM`` on ``SpeechLMBatch`` batches.
+
+    Args:
+        model: the speech-LLM (LoRA already applied when the stage asks for it).
+        stage: 1 (adapter only; encoder and LLM frozen and kept in eval mode, so even batch-norm statistics stay
+            bit-identical) or 2 (everything, or the LLM through LoRA).
+        optim: ``lr``, ``weight_decay``, ``betas``, ``warmup_steps``, ``max_steps``, ``min_lr_ratio``.
+        trainable: parts to train, overriding the stage's default.
+        lora: whether ``model.llm`` is a peft LoRA model.
+        config: the run's resolved config, stored in every checkpoint (``jstip.train.load_checkpoint`` reads it).
+    """
+
+    def __init__(self, model: SpeechLM, stage: int = 1, optim: dict | None = None,
+                 trainable: tuple[str, ...] | None = None, lora: bool = False, config: dict | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.stage = int(stage)
+        self.optim = dict(optim or {})
+        self.lora = lora
+        self.trainable = tuple(trainable or STAGE_TRAINABLE[self.stage])
+        self.config = config or {}
+        set_trainable(model, self.trainable, lora)
+        # Data position: batches of the current epoch the loop has consumed (the data module skips them on resume).
+        self.batches_done = 0
+        self.resume_position: dict | None = None
+
+    # Frozen parts stay in eval mode (dropout off, batch-norm statistics untouched).
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for name in ("encoder", "adapter", "llm"):
+            part = getattr(self.model, name)
+            if not any(p.requires_grad for p in part.parameters()):
+                part.eval()
+        return self
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        self.batches_done += 1
+
+    def training_step(self, batch, batch_idx: int):
+        if batch is None:  # nothing usable in this batch (the data module logged why)
+            return None
+        out = self.model(batch)
+        loss = out.loss
+        if not torch.isfinite(loss).all():
+            ckpt = getattr(self.trainer, "checkpoint_callback", None)
+            last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "") or "none yet"
+            raise NonFiniteLossError(
+                f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, batch "
+                f"{self.batches_done} of the epoch, examples {batch.example_ids[:4]}...). The run stops here; the "
+                f"last good checkpoint is {last}. Lower the learning rate, check the audio of these examples, or "
+                f"resume from that checkpoint.")
+        n_pos = int((batch.document_ids >= 0).sum())
+        self.log("train/loss", loss.detach(), prog_bar=True, batch_size=max(1, out.num_tokens))
+        self._last_stats = {"tokens": out.num_tokens, "positions": n_pos, "speech": int(batch.speech_mask.sum()),
+                            "ids": list(batch.example_ids)}
+        return loss
+
+    def validation_step(self, batch, batch_idx: int):
+        if batch is None:
+            return None
+        out = self.model(batch)
+        self.log("dev/loss", out.loss.detach(), batch_size=max(1, out.num_tokens), sync_dist=True)
+        return out.loss
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        wd = float(self.optim.get("weight_decay", 0.01))
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}],
+                                lr=float(self.optim.get("lr", 1e-4)), betas=tuple(self.optim.get("betas", (0.9, 0.98))))
+        max_steps = int(self.optim.get("max_steps") or self.trainer.max_steps or 0)
+        if max_steps <= 0:
+            max_steps = 10 ** 9
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lr_lambda(int(self.optim.get("warmup_steps", 0)), max_steps, float(self.optim.get("min_lr_ratio", 0.0))))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["jstip"] = {"config": self.config, "stage": self.stage, "lora": self.lora,
+                               "data": {"epoch": int(self.current_epoch), "batches_done": int(self.batches_done)}}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.resume_position = dict(checkpoint.get("jstip", {}).get("data", {})) or None
+

@@ -1,0 +1,163 @@
+"""``train(cfg)``: one training run from a resolved Hydra config; ``load_checkpoint`` for decoding."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto``: bf16 mixed precision where the GPU supports it, else fp32."""
+    if precision != "auto":
+        return precision
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return "bf16-mixed"
+    return "32-true"
+
+
+def find_resume_checkpoint(ckpt_dir: Path) -> Path | None:
+    """``last.ckpt``, else the newest ``step*.ckpt`` (a ``.tmp`` left by a kill is ignored)."""
+    last = ckpt_dir / "last.ckpt"
+    if last.is_file():
+        return last
+    found = sorted(ckpt_dir.glob("step*.ckpt"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def _loggers(cfg, exp_dir: Path) -> list:
+    from lightning.pytorch.loggers import CSVLogger
+
+    loggers = [CSVLogger(str(exp_dir), name="csv", version="")]
+    if cfg.logger.get("wandb", False):
+        os.environ.setdefault("WANDB_MODE", "offline")
+        try:
+            from lightning.pytorch.loggers import WandbLogger
+
+            loggers.append(WandbLogger(project=cfg.logger.get("project", "jstip"), save_dir=str(exp_dir),
+                                       name=cfg.logger.get("name") or exp_dir.name,
+                                       offline=os.environ["WANDB_MODE"] == "offline"))
+        except ImportError:
+            log.warning("wandb is not installed: logging to metrics.jsonl and CSV only (logger.wandb=false hides this)")
+    return loggers
+
+
+def build_model_and_tokenizer(cfg, exp_dir: Path, train_cuts=None):
+    """The tokenizer (saved to ``exp_dir/tokenizer``) and the ``SpeechLM`` of a run config, with ``model.init_from``
+    weights loaded (stage 2 from a stage-1 checkpoint) and LoRA applied when asked."""
+    from omegaconf import OmegaConf
+
+    from jstip.data.render import RenderConfig, add_special_tokens
+    from jstip.model.build import build_llm_tokenizer, build_speechlm
+    from jstip.train.data import training_texts
+    from jstip.train.module import apply_lora
+
+    tok_dir = exp_dir / "tokenizer"
+    init_from = cfg.model.get("init_from")
+    if init_from and not (tok_dir / "tokenizer.json").exists():
+        src = Path(init_from).resolve().parent.parent / "tokenizer"
+        if src.is_dir():
+            shutil.copytree(src, tok_dir, dirs_exist_ok=True)
+    texts = None
+    if not (tok_dir / "tokenizer.json").exists() and cfg.model.tokenizer.get("kind", "train") == "train":
+        texts = training_texts(train_cuts, cfg.data.get("text_sources"))
+    tokenizer = build_llm_tokenizer(cfg.model.tokenizer, texts, tok_dir)
+    render = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RenderConfig), cfg.data.get("render", {}) or {}))
+    add_special_tokens(tokenizer, render)
+    tokenizer.save_pretrained(str(tok_dir))
+    torch.manual_seed(int(cfg.seed))
+    model = build_speechlm(cfg.model, tokenizer)
+    if init_from:
+        state = torch.load(init_from, map_location="cpu", weights_only=False)["state_dict"]
+        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+        model.load_state_dict(state, strict=True)
+        log.info("initialised from %s", init_from)
+    lora = bool(cfg.train.get("lora", {}).get("enabled", False))
+    if lora:
+        apply_lora(model, cfg.train.lora)
+    return model, tokenizer, lora
+
+
+def train(cfg) -> Path:
+    """Train (or resume) the run of ``cfg``; returns ``exp_dir``. See ``jstip/conf/tiny.yaml`` for the keys."""
+    import lightning as L
+    from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+    from omegaconf import OmegaConf
+
+    from jstip.train.callbacks import AtomicCheckpointIO, MetricsJsonl
+    from jstip.train.data import SpeechDataModule, load_cuts
+    from jstip.train.module import SpeechLMModule
+
+    exp_dir = Path(cfg.exp_dir)
+    exp_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = exp_dir / "checkpoints"
+    OmegaConf.save(cfg, exp_dir / "config.yaml")
+    torch.set_num_threads(int(cfg.get("num_threads") or torch.get_num_threads()))
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+
+    train_cuts = load_cuts(cfg.data.train_cuts)
+    model, tokenizer, lora = build_model_and_tokenizer(cfg, exp_dir, train_cuts)
+    module = SpeechLMModule(model, stage=int(cfg.train.stage), optim=OmegaConf.to_container(cfg.train.optim),
+                            trainable=cfg.train.get("trainable"), lora=lora,
+                            config=OmegaConf.to_container(cfg, resolve=True))
+    data = SpeechDataModule(cfg.data, tokenizer, seed=int(cfg.seed), train_cuts=train_cuts)
+
+    tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
+    strategy = tcfg.pop("strategy", "auto")
+    if isinstance(strategy, dict):
+        from hydra.utils import instantiate
+
+        strategy = instantiate(strategy)
+    tcfg["precision"] = resolve_precision(str(tcfg.get("precision", "auto")))
+    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="step{step:06d}", auto_insert_metric_name=False,
+                                 every_n_train_steps=int(cfg.checkpoint.every_n_steps), monitor="step", mode="max",
+                                 save_top_k=int(cfg.checkpoint.keep), save_last=True)
+    callbacks = [checkpoint, MetricsJsonl(exp_dir), LearningRateMonitor(logging_interval="step")]
+    trainer = L.Trainer(default_root_dir=str(exp_dir), strategy=strategy, callbacks=callbacks,
+                        logger=_loggers(cfg, exp_dir), plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
+                        reload_dataloaders_every_n_epochs=1, **tcfg)
+
+    ckpt_path = None
+    resume = cfg.get("resume", "auto")
+    if resume == "auto":
+        ckpt_path = find_resume_checkpoint(ckpt_dir)
+    elif resume not in (None, "none", False):
+        ckpt_path = Path(resume)
+    if ckpt_path is not None:
+        log.info("resuming from %s", ckpt_path)
+    trainer.fit(module, datamodule=data, ckpt_path=str(ckpt_path) if ckpt_path else None)
+    trainer.save_checkpoint(str(ckpt_dir / "last.ckpt"))
+    return exp_dir
+
+
+def load_checkpoint(ckpt_path: str | Path, map_location: str = "cpu"):
+    """A trained ``SpeechLM`` (eval mode) and its tokenizer from a checkpoint written by ``jstip train``.
+
+    Returns:
+        (model, tokenizer, config dict)
+    """
+    from omegaconf import OmegaConf
+
+    from jstip.model.build import build_speechlm
+    from jstip.model.tokenizer import load_tokenizer
+    from jstip.train.module import apply_lora
+
+    ckpt_path = Path(ckpt_path)
+    ckpt = torch.load(ckpt_path, map_location=map_location, weights_only=False)
+    meta = ckpt.get("jstip")
+    if meta is None:
+        raise ValueError(f"{ckpt_path}: not a jstip training checkpoint (no 'jstip' entry)")
+    cfg = OmegaConf.create(meta["config"])
+    tokenizer = load_tokenizer(ckpt_path.resolve().parent.parent / "tokenizer")
+    model_cfg = OmegaConf.merge(cfg.model, {"init_from": None})
+    model = build_speechlm(model_cfg, tokenizer)
+    if meta.get("lora"):
+        apply_lora(model, cfg.train.lora)
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state, strict=True)
+    return model.eval(), tokenizer, meta["config"]
