@@ -59,8 +59,8 @@ class DataConfig:
         shuffle: shuffle cuts (per epoch, by seed).
         drop_last: drop the last incomplete batch.
         num_workers: DataLoader workers.
-        stream_per: ``document`` (one speech stream per document, the batch contract) or ``row`` (one per packed row;
-            see ``jstip.data.packing.collate``).
+        stream_per: ``document`` (one speech stream per document, the batch contract), ``row`` (one per packed
+            row) or ``packed`` (balanced streams of consecutive documents); see ``jstip.data.packing``.
         tts_level: unit level of ``tts_il`` documents (``word``, ``segment`` or ``mixed``).
         rejects_path: append dropped items here (``rejected.jsonl`` format, stage ``data``); None = log only.
     """

@@ -1,13 +1,20 @@
 """Packing rendered documents into rows and collating them into a ``SpeechLMBatch``.
 
-Rows are filled first-fit in decreasing length order up to ``max_row_tokens`` positions; a document longer than that
-gets a row of its own (it is never cut: cutting would split a speech span). Within a row, documents keep the order in
-which they were placed; ``position_ids`` restart at 0 and ``document_ids`` count up per document. One speech stream per
-document with speech, in the row-major order of its placeholders (the scatter order of ``jstip.data.batch``).
+LLM side: documents go into the fewest rows of at most ``max_row_tokens`` positions, balanced in length (``pack_rows``);
+a document longer than that gets a row of its own (it is never cut: cutting would split a speech span). Within a row,
+``position_ids`` restart at 0 and ``document_ids`` count up per document.
+
+Encoder side (``stream_per``): ``document`` is the batch contract, one stream per document with speech; ``row`` joins the
+streams of the documents of one row; ``packed`` joins consecutive documents' streams into as many streams as there are
+rows with speech, balanced in length (``partition_streams``). Streams are always in the row-major order of their
+placeholders (the scatter order of ``jstip.data.batch``), so the model scatters them the same way in every mode. In
+``row`` and ``packed`` modes the encoder attends across the utterances of one stream (never across text of the same
+utterance: a stream still holds speech spans only, and no utterance appears twice in a batch).
 """
 
 from __future__ import annotations
 
+import heapq
 from typing import Sequence
 
 import numpy as np
@@ -18,21 +25,57 @@ from jstip.data.render import Rendered
 
 
 def pack_rows(lengths: Sequence[int], max_row_tokens: int) -> list[list[int]]:
-    """Indices of documents per row: first-fit decreasing bin packing by length."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    rows: list[list[int]] = []
-    room: list[int] = []
-    for i in order:
-        n = lengths[i]
-        for r, free in enumerate(room):
-            if n <= free:
-                rows[r].append(i)
-                room[r] -= n
-                break
+    """Indices of documents per row, rows balanced in length.
+
+    The fewest rows that can hold the documents (``ceil(total / max_row_tokens)``, one more while the longest-first
+    greedy assignment to the least-filled row overflows one), so that rows end up nearly equally long and the batch's
+    row length L (the longest row) wastes little. A document longer than ``max_row_tokens`` gets a row of its own.
+    """
+    long_docs = [i for i, n in enumerate(lengths) if n > max_row_tokens]
+    rest = sorted((i for i, n in enumerate(lengths) if n <= max_row_tokens), key=lambda i: (-lengths[i], i))
+    rows: list[list[int]] = [[i] for i in long_docs]
+    if not rest:
+        return rows
+    num = max(1, -(-sum(lengths[i] for i in rest) // max_row_tokens))
+    while True:
+        heap = [(0, r) for r in range(num)]
+        bins: list[list[int]] = [[] for _ in range(num)]
+        for i in rest:
+            load, r = heapq.heappop(heap)
+            bins[r].append(i)
+            heapq.heappush(heap, (load + lengths[i], r))
+        if max(load for load, _ in heap) <= max_row_tokens:
+            break
+        num += 1
+    return rows + [b for b in bins if b]
+
+
+def partition_streams(lengths: Sequence[int], parts: int) -> list[list[int]]:
+    """Split a sequence of stream lengths into at most ``parts`` contiguous groups with the smallest longest group
+    (order kept: the scatter order of the batch is the order of the streams)."""
+    if not lengths:
+        return []
+    parts = max(1, min(parts, len(lengths)))
+
+    def greedy(cap: int) -> list[list[int]]:
+        groups, cur, load = [], [], 0
+        for i, n in enumerate(lengths):
+            if cur and load + n > cap:
+                groups.append(cur)
+                cur, load = [], 0
+            cur.append(i)
+            load += n
+        groups.append(cur)
+        return groups
+
+    lo, hi = max(lengths), sum(lengths)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if len(greedy(mid)) <= parts:
+            hi = mid
         else:
-            rows.append([i])
-            room.append(max(0, max_row_tokens - n))
-    return rows
+            lo = mid + 1
+    return greedy(lo)
 
 
 def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_id: int,
@@ -45,13 +88,10 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
         pad_id: token id of padding positions.
         max_row_tokens: row capacity; None = one document per row.
         pad_to_multiple: round the row length L up to a multiple of this.
-        stream_per: ``document`` (the contract: one stream per document with speech) or ``row`` (the streams of all
-            documents of a row concatenated into one, as the paper encodes "all speech spans of a sequence" once:
-            less encoder padding, but the encoder then attends across the row's utterances). The scatter order is the
-            same either way.
+        stream_per: ``document``, ``row`` or ``packed`` (module docstring).
     """
-    if stream_per not in ("document", "row"):
-        raise ValueError(f"stream_per must be document or row, got {stream_per!r}")
+    if stream_per not in ("document", "row", "packed"):
+        raise ValueError(f"stream_per must be document, row or packed, got {stream_per!r}")
     if not docs:
         raise ValueError("no documents to collate")
     lengths = [len(d) for d in docs]
@@ -98,6 +138,12 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
             stream_list.append(np.concatenate(row_streams))
             stream_frames.append(sum(row_spans))
             span_frames.append(row_spans)
+    if stream_per == "packed" and stream_list:
+        rows_with_speech = int(speech_mask.any(dim=1).sum())
+        groups = partition_streams([len(x) for x in stream_list], rows_with_speech)
+        stream_list = [np.concatenate([stream_list[i] for i in g]) for g in groups]
+        stream_frames = [sum(stream_frames[i] for i in g) for g in groups]
+        span_frames = [[n for i in g for n in span_frames[i]] for g in groups]
     T = max((len(s) for s in stream_list), default=0)
     audio = torch.zeros((len(stream_list), T), dtype=torch.float32)
     for s, x in enumerate(stream_list):

@@ -153,8 +153,12 @@ def speech_stream(audio: np.ndarray, spans, frame_shift: float = FRAME_SHIFT,
 class Renderer:
     """Renders examples of every task with one tokenizer (special tokens added on construction)."""
 
+    CACHE_SIZE = 200_000
+    CACHE_MAX_CHARS = 40
+
     def __init__(self, tokenizer, cfg: RenderConfig | None = None) -> None:
         self.tokenizer = tokenizer
+        self._cache: dict[str, list[int]] = {}
         self.cfg = cfg or RenderConfig()
         self.special_tokens = add_special_tokens(tokenizer, self.cfg)
         ids = tokenizer.convert_tokens_to_ids
@@ -169,9 +173,19 @@ class Renderer:
             self.prompt_ids = list(self._encode([self.cfg.asr_prompt])[0])
 
     def _encode(self, texts: list[str]) -> list[list[int]]:
+        """Token ids of each text (no special tokens added). Short texts (the words and segments of interleaved
+        examples, which repeat a lot) are cached; the rest go to the tokenizer in one batched call."""
         if not texts:
             return []
-        return self.tokenizer(texts, add_special_tokens=False)["input_ids"]
+        out: list = [self._cache.get(t) for t in texts]
+        missing = [i for i, ids in enumerate(out) if ids is None]
+        if missing:
+            encoded = self.tokenizer([texts[i] for i in missing], add_special_tokens=False)["input_ids"]
+            for i, ids in zip(missing, encoded):
+                out[i] = ids
+                if len(texts[i]) <= self.CACHE_MAX_CHARS and len(self._cache) < self.CACHE_SIZE:
+                    self._cache[texts[i]] = ids
+        return out
 
     # Building blocks: each appends to the three parallel lists.
     @staticmethod

@@ -90,16 +90,15 @@ def unit_level(level: str, cfg: InterleaveConfig, seed: int, epoch: int, cut_id:
 def build_segments(units: Sequence[Unit], plan: Sequence[str]) -> list[dict]:
     """Segments from units and their modalities, merging runs of one modality."""
     segments: list[dict] = []
-    run: list[Unit] = []
-    for i, (u, m) in enumerate(zip(units, plan)):
-        run.append(u)
-        if i + 1 == len(units) or plan[i + 1] != m:
-            merged = merge_units(run)
-            segments.append({
-                "modality": m, "text": merged.text, "start": merged.start, "end": merged.end,
-                "first": merged.first, "last": merged.last,
-            })
-            run = []
+    a = 0
+    n = len(units)
+    for b in range(1, n + 1):
+        if b == n or plan[b] != plan[a]:
+            first, last = units[a], units[b - 1]
+            text = first.text if b - a == 1 else " ".join(w for u in units[a:b] for w in u.words)
+            segments.append({"modality": plan[a], "text": text, "start": first.start, "end": last.end,
+                             "first": first.first, "last": last.last})
+            a = b
     return segments
 
 

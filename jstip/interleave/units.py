@@ -26,7 +26,7 @@ from jstip.text import ends_sentence, words as split_words
 SEGMENT_MODES = ("silence", "punctuation")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Unit:
     """A run of consecutive words of one supervision, with the times of its first word's start and last word's end.
 
