@@ -12,6 +12,10 @@ The report shows:
   utterances both runs scored (the same resampled utterances for both runs of a pair; percentile intervals);
 - EER per entity category as a chart and a table;
 - learning curves from the training logs;
+- the spoken-task figures (modality gap, instruction following, spoken QA) when the runs' metrics.json hold them
+  (sections ``modality_gap``, ``instruction_following``, ``spoken_qa``: the results of
+  :func:`jstip.evaluate.modality_gap.modality_gap`, :func:`jstip.evaluate.instructions.score_responses` and
+  :func:`jstip.evaluate.spoken_qa.score_qa` without their per-item lists);
 - the worst utterances of each run, with entity misses highlighted in the reference and in the hypothesis.
 
 The HTML embeds its charts as base64 PNG and its style inline: it loads nothing from anywhere, runs no script, and
@@ -288,6 +292,42 @@ def _category_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]], li
     return header, rows, categories
 
 
+SPOKEN_TASK_ROWS = (
+    # (metrics.json section, key, label, is a signed difference)
+    ("modality_gap", "accuracy_text", "MCQ accuracy, text input", False),
+    ("modality_gap", "accuracy_speech", "MCQ accuracy, speech input", False),
+    ("modality_gap", "gap", "modality gap (speech − text)", True),
+    ("instruction_following", "prompt_level", "instructions: prompt level (mean of strict, loose)", False),
+    ("instruction_following", "instruction_level", "instructions: instruction level (mean of strict, loose)", False),
+    ("instruction_following", "prompt_strict", "instructions: prompt level, strict", False),
+    ("instruction_following", "ecr", "instructions: superseded followed (ECR, lower is better)", False),
+    ("spoken_qa", "exact_match", "spoken QA: exact match", False),
+    ("spoken_qa", "contains", "spoken QA: answer contained", False),
+)
+"""The spoken-task figures a run's metrics.json may hold (written by `jstip evaluate`), as the report shows them."""
+
+
+def _spoken_task_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
+    header = ["spoken task (%)"] + [run.name for run in runs]
+    rows = []
+    for section, key, label, signed in SPOKEN_TASK_ROWS:
+        values = [(run.metrics.get(section) or {}).get(key) for run in runs]
+        if all(v is None for v in values):
+            continue
+        cells = []
+        for run, value in zip(runs, values):
+            if value is None:
+                cells.append("–")
+                continue
+            text = _signed_pct(value) if signed else _pct(value, 1)
+            interval = (run.metrics.get(section) or {}).get(f"{key}_interval")
+            if interval:
+                text += f" [{_signed_pct(interval[0])}, {_signed_pct(interval[1])}]"
+            cells.append(text)
+        rows.append([label] + cells)
+    return header, rows
+
+
 def worst_utterances(run: Run, count: int = 10) -> list[dict]:
     """The utterances with the most entity misses, then the most word errors (ties: higher WER first)."""
 
@@ -432,6 +472,9 @@ def build_report(
                      "interval = 95% percentile interval of B − A in percentage points (negative: B is better); "
                      "* = the interval excludes 0.</p>")
         parts.append(_html_table(diff_header, diff_rows) if diff_rows else "<p>No utterance in common.</p>")
+    task_header, task_rows = _spoken_task_table(runs)
+    if task_rows:
+        parts += ["<h2 id='spoken-tasks'>Spoken tasks</h2>", _html_table(task_header, task_rows)]
     if categories:
         parts += ["<h2 id='entities'>Entity error rate per category</h2>", _html_table(cat_header, cat_rows),
                   img("eer_per_category", "EER per category")]
@@ -474,6 +517,8 @@ def build_report(
         md += ["## Differences with the baseline (paired bootstrap)", "",
                f"{num_samples} samples; 95% interval of B − A in points; * = excludes 0.", "",
                _md_table(diff_header, diff_rows) if diff_rows else "No utterance in common.", ""]
+    if task_rows:
+        md += ["## Spoken tasks", "", _md_table(task_header, task_rows), ""]
     if categories:
         md += ["## Entity error rate per category", "", _md_table(cat_header, cat_rows), "",
                "![EER per category](FILES/eer_per_category.png)", ""]

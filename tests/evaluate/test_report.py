@@ -56,6 +56,25 @@ def test_report_command_writes_self_contained_html_and_markdown(two_runs, tmp_pa
     assert (tmp_path / "report_files" / "eer_per_category.png").exists()
 
 
+def test_report_shows_spoken_task_figures_when_present(two_runs, tmp_path):
+    import shutil as sh
+
+    runs = []
+    for k, (src, gap) in enumerate(zip(two_runs, (-0.2, 0.05))):
+        dst = tmp_path / src.name
+        sh.copytree(src, dst)
+        metrics = json.loads((dst / "metrics.json").read_text())
+        metrics["modality_gap"] = {"accuracy_text": 0.6, "accuracy_speech": 0.6 + gap, "gap": gap,
+                                   "gap_interval": [gap - 0.1, gap + 0.1]}
+        metrics["instruction_following"] = {"prompt_level": 0.4 + 0.1 * k, "instruction_level": 0.5, "ecr": 0.25}
+        (dst / "metrics.json").write_text(json.dumps(metrics))
+        runs.append(dst)
+    report = build_report(runs, num_samples=50)
+    assert "Spoken tasks" in report.html and "modality gap (speech − text)" in report.html
+    assert "-20.00 [-30.00, -10.00]" in report.html and "+5.00" in report.html
+    assert "| instructions: prompt level (mean of strict, loose) | 40.0 | 50.0 |" in report.markdown
+
+
 def test_report_names_a_missing_file(tmp_path):
     (tmp_path / "run").mkdir()
     result = CliRunner().invoke(cli, [str(tmp_path / "run"), "--out", str(tmp_path / "r.html")])
