@@ -194,3 +194,33 @@ def modality_gap(
     out["num_items"] = len(rows)
     out["items"] = rows
     return out
+
+
+def causal_lm_text_logprobs(model, tokenizer, items: Sequence[Mapping], shots: int = 5):
+    """A ``letter_logprobs`` callable for the *text* condition of any Hugging Face causal LM.
+
+    It builds :func:`text_prompt` with ``shots`` examples (:func:`few_shot_examples`), runs one forward pass and reads
+    the letter log-probs from the last position. The speech condition needs a speech-LLM: pass your own callable
+    that handles ``modality == "speech"`` and defers to this one for text.
+
+    Args:
+        model: a causal LM returning ``.logits`` of shape (1, T, V).
+        tokenizer: its tokenizer (``encode``/``decode``).
+        items: the pool the few-shot examples are drawn from (usually the evaluated items themselves).
+        shots: number of examples in the prompt.
+    """
+    import torch
+
+    token_ids = letter_token_ids(tokenizer)
+    pool = list(items)
+
+    def letter_logprobs(item: Mapping, modality: str) -> dict[str, float]:
+        if modality != "text":
+            raise ValueError(f"causal_lm_text_logprobs handles the text condition only, not {modality!r}")
+        prompt = text_prompt(item, few_shot_examples(pool, item, shots))
+        ids = torch.tensor([tokenizer.encode(prompt)], dtype=torch.long)
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, -1]  # (V,)
+        return letter_logprobs_from_logits(logits, token_ids)
+
+    return letter_logprobs

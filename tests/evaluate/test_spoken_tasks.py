@@ -99,3 +99,31 @@ def test_score_qa_and_shipped_items():
     assert result["exact_match"] == pytest.approx(1 / 3)
     assert result["contains"] == pytest.approx(2 / 3)
     assert result["missing_ids"] == [items[2]["id"]]
+
+
+def test_text_condition_with_a_tiny_causal_lm():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from jstip.evaluate.modality_gap import causal_lm_text_logprobs
+
+    vocab = {"[UNK]": 0, "A": 1, "B": 2, "C": 3, "D": 4, "Answer": 5, ":": 6, "Question": 7, ".": 8}
+    raw = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]")
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=16, intermediate_size=32,
+                                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
+                                         max_position_embeddings=1024)).eval()
+    items = load_mcq()[:4]
+    text_lp = causal_lm_text_logprobs(model, tokenizer, items, shots=2)
+    lp = text_lp(items[0], "text")
+    assert set(lp) == set(LETTERS) and sum(math.exp(v) for v in lp.values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="text condition only"):
+        text_lp(items[0], "speech")
+
+    def both(item, modality):  # a speech-LLM's callable would encode audio here; the text side is reused
+        return text_lp(item, "text")
+
+    result = modality_gap(items, both, num_samples=50)
+    assert result["gap"] == 0.0 and result["agreement"] == 1.0
