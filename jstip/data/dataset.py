@@ -92,6 +92,21 @@ class DataConfig:
         return float(self.weights.get(task, 0.0)) / total
 
 
+def as_data_config(cfg) -> DataConfig:
+    """A ``DataConfig`` from a ``DataConfig``, a dict or an OmegaConf ``DictConfig`` (Hydra), nested sections included;
+    unknown keys raise with their name."""
+    if isinstance(cfg, DataConfig):
+        return cfg
+    from omegaconf import OmegaConf
+
+    user = OmegaConf.create(cfg if cfg is not None else {})
+    out = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(DataConfig), user))
+    if user.get("weights") is not None:
+        # Given weights replace the defaults (a merge would keep the default tasks the user left out).
+        out.weights = dict(OmegaConf.to_container(user.weights))
+    return out
+
+
 def read_text_sources(sources: Sequence[str | Path] | None) -> list[str]:
     """Sentences of text sources: each source is a text file (one sentence per line) or a list of strings."""
     sentences: list[str] = []
@@ -169,7 +184,7 @@ class SpeechLMDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, tokenizer, cfg: DataConfig | None = None, text_sources=None, epoch: int = 0, seed: int = 0):
-        self.cfg = cfg or DataConfig()
+        self.cfg = as_data_config(cfg)
         self.renderer = Renderer(tokenizer, self.cfg.render)
         self.epoch = epoch
         self.seed = seed
@@ -295,7 +310,7 @@ def build_sampler(cuts, cfg: DataConfig, seed: int = 0, epoch: int = 0, world_si
     return sampler
 
 
-def build_dataloader(cfg: DataConfig, cuts, tokenizer, text_sources=None, epoch: int = 0, seed: int = 0,
+def build_dataloader(cfg: DataConfig | dict, cuts, tokenizer, text_sources=None, epoch: int = 0, seed: int = 0,
                      tts_cuts=None, world_size: int | None = None, rank: int | None = None,
                      sampler_state: dict | None = None, skip_batches: int = 0) -> torch.utils.data.DataLoader:
     """A DataLoader of ``SpeechLMBatch`` (or None for a batch with nothing usable) for one epoch.
@@ -308,6 +323,7 @@ def build_dataloader(cfg: DataConfig, cuts, tokenizer, text_sources=None, epoch:
     only, no audio is read), which is exact with any number of workers. The tokenizer gains the special tokens of
     ``cfg.render`` (resize the model's embeddings to ``len(tokenizer)``).
     """
+    cfg = as_data_config(cfg)
     epoch_set = epoch_cuts(cuts, tts_cuts, cfg, epoch, seed)
     sampler = build_sampler(epoch_set, cfg, seed, epoch, world_size, rank)
     if sampler_state is not None:

@@ -57,7 +57,7 @@ class Unit:
         return self.end - self.start
 
 
-@dataclass(frozen=True)
+@dataclass
 class SegmentConfig:
     """How words are merged into segments (see the module docstring).
 

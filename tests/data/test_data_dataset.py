@@ -187,3 +187,68 @@ def test_bucketing_sampler(tts_cuts, tokenizer):
         batch.validate()
         n += len(batch.example_ids)
     assert n == len(tts_cuts)
+
+
+def test_config_from_dict_or_dictconfig(tokenizer):
+    from omegaconf import OmegaConf
+
+    from jstip.data.dataset import as_data_config
+
+    cfg = as_data_config({"weights": {"asr": 1.0}, "interleave": {"policy": "random", "segment": {"mode": "silence"}},
+                          "render": {"marker": "<il>"}, "max_row_tokens": 512})
+    assert cfg.weights == {"asr": 1.0} and cfg.weight("word_il") == 0.0
+    assert cfg.interleave.policy == "random" and cfg.interleave.segment.mode == "silence"
+    assert cfg.render.marker == "<il>" and cfg.max_row_tokens == 512
+    dc = as_data_config(OmegaConf.create({"stream_per": "packed"}))
+    assert dc.stream_per == "packed" and dc.weights["asr"] == 0.3
+    with pytest.raises(Exception, match="no_such_key"):
+        as_data_config({"no_such_key": 1})
+    ds = SpeechLMDataset(tokenizer, {"render": {"marker": "<il>"}})
+    assert ds.renderer.marker_id == tokenizer.convert_tokens_to_ids("<il>")
+
+
+@pytest.mark.parametrize("stream_per", ["document", "row", "packed"])
+def test_stream_modes_keep_scatter_order(tts_cuts, tokenizer, stream_per):
+    """In every mode the concatenated streams equal the documents' own streams in row-major placeholder order."""
+    cfg = DataConfig(max_row_tokens=300, stream_per=stream_per, weights={"word_il": 1, "asr": 1})
+    ds = SpeechLMDataset(tokenizer, cfg)
+    batch = ds[tts_cuts]
+    batch.validate()
+    assert batch.input_ids.shape[0] >= 2
+    joined = torch.cat([batch.audio[s, :batch.audio_lens[s]] for s in range(len(batch.audio_lens))])
+    # Rebuild each document's stream on its own and concatenate in row-major order of the documents.
+    by_id = {}
+    for cut in tts_cuts:
+        doc, stream = ds.render_cut(cut)
+        by_id[doc.example_id] = stream
+    expected = np.concatenate([by_id[i] for i in batch.example_ids if i in by_id and len(by_id[i])])
+    assert np.array_equal(joined.numpy(), expected)
+    assert int(batch.stream_frames.sum()) * SPF == len(expected)
+    if stream_per == "packed":
+        assert len(batch.stream_frames) <= int(batch.speech_mask.any(dim=1).sum())
+
+
+def test_balanced_rows_use_the_fewest_rows():
+    import random as _r
+
+    rng = _r.Random(0)
+    lengths = [rng.randint(20, 300) for _ in range(60)]
+    rows = pack_rows(lengths, 1024)
+    loads = [sum(lengths[i] for i in r) for r in rows]
+    assert max(loads) <= 1024
+    assert len(rows) <= -(-sum(lengths) // 1024) + 1
+    assert sum(loads) / (len(rows) * max(loads)) > 0.9
+    assert sorted(i for r in rows for i in r) == list(range(60))
+
+
+def test_token_cache_matches_the_tokenizer(tts_cuts, tokenizer):
+    from jstip.data.render import Renderer
+    from jstip.interleave.examples import interleave_cut
+
+    r = Renderer(tokenizer)
+    ex = interleave_cut(tts_cuts["d0"], "word")
+    first = r.interleaved(ex)
+    second = r.interleaved(ex)  # from the cache
+    assert first.input_ids == second.input_ids and len(r._cache) > 0
+    texts = list(r._cache)
+    assert [r._cache[t] for t in texts] == tokenizer(texts, add_special_tokens=False)["input_ids"]
