@@ -198,9 +198,14 @@ def score(
 
     word_alignments = align_batch([(r["ref_words"], r["hyp_words"]) for r in rows])
     raw_alignments = align_batch([(r["ref_raw"], r["hyp_raw"]) for r in rows])
-    key_alignments = align_batch(
-        [([normalize(t) for t in r["ref_raw"]], [normalize(t) for t in r["hyp_raw"]]) for r in rows]
-    )
+    # Entities are located by aligning raw tokens on their normalised forms (so "metformin" sits where "Metformin,"
+    # was said), then judged on the raw tokens; only utterances with entities need this alignment.
+    with_entities = [k for k, r in enumerate(rows) if r["ref"].get("entities")]
+    key_alignments: list = [None] * len(rows)
+    for k, alignment in zip(with_entities, align_batch(
+            [([normalize(t) for t in rows[k]["ref_raw"]], [normalize(t) for t in rows[k]["hyp_raw"]])
+             for k in with_entities])):
+        key_alignments[k] = alignment
 
     totals = {name: ErrorCounts() for name in ("wer", "cer", "ter", "u_wer", "b_wer")}
     has_biasing = any("biasing_words" in r["ref"] for r in rows)
