@@ -119,3 +119,15 @@ def test_report_renders_in_headless_chromium_without_console_errors(two_runs, tm
     assert pixels.shape[0] == 2400 and pixels.shape[1] == 1280
     # not a blank page: the charts and tables draw many distinct colours
     assert len(np.unique((pixels[..., :3] * 255).astype(np.uint8).reshape(-1, 3), axis=0)) > 50
+
+
+def test_report_of_a_single_run_without_entities(tmp_path):
+    from jstip.evaluate.scoring import score, write_scores
+
+    write_scores(score([{"id": "a", "text": "hello world"}, {"id": "b", "text": "good morning"}],
+                       [{"id": "a", "hyp": "hello word"}, {"id": "b", "hyp": "good morning"}]), tmp_path / "run")
+    report = build_report([tmp_path / "run"], num_samples=20)
+    assert report.differences == []
+    assert "Differences" not in report.html and "Entity error rate per category" not in report.html
+    assert "| WER | 25.00 (S 1 I 0 D 0 / 4) |" in report.markdown
+    assert set(report.charts) == {"figures"}
