@@ -100,11 +100,14 @@ class CTCAligner(Aligner):
         model_path: a ``.nemo`` file, loaded with ``ASRModel.restore_from`` on the CPU.
         model: an already loaded model (instead of ``model_path``; used by tests).
         device: torch device for the forward pass.
+        refine_db: place word edges with the audio's energy (see ``place_boundaries``); None: raw token spans.
     """
 
     name = "ctc"
 
-    def __init__(self, model_path: str | None = None, model=None, device: str = "cpu") -> None:
+    def __init__(self, model_path: str | None = None, model=None, device: str = "cpu",
+                 refine_db: float | None = 30.0) -> None:
+        self.refine_db = refine_db
         if model_path is None and model is None:
             raise ValueError("CTCAligner needs a .nemo model: --model PATH")
         self.model_path = model_path
@@ -168,7 +171,7 @@ class CTCAligner(Aligner):
         shift = None
         try:
             stride = float(model.cfg.preprocessor.window_stride)
-            sub = getattr(model.encoder, "subsampling_factor", None) or getattr(model.encoder, "_subsampling", None)
+            sub = getattr(model.encoder, "subsampling_factor", None) or getattr(model.encoder, "_subsampling_factor", None)
             if isinstance(sub, (int, float)) and sub > 0:
                 shift = stride * sub
         except Exception:  # noqa: BLE001 - fall back to the duration ratio
@@ -209,8 +212,65 @@ class CTCAligner(Aligner):
             end = min(duration, (mine[-1].end + 1) * shift)
             out.append(WordSpanTime(w, round(start, 3), round(end, 3),
                                     round(float(np.mean([m.score for m in mine])), 3)))
+        if self.refine_db is not None:
+            place_boundaries([w for w in out if w.start >= 0], audio, self.refine_db)
         for i, w in enumerate(out):  # unspoken words: zero length at their boundary
             if w.start < 0:
                 t = out[i - 1].end if i > 0 else next((x.start for x in out if x.start >= 0), 0.0)
                 w.start = w.end = t
         return out
+
+
+def place_boundaries(spans: list[WordSpanTime], audio: np.ndarray, drop_db: float = 30.0, min_pause: float = 0.03,
+                     step: float = 0.01) -> None:
+    """Word edges from CTC token spans, in place.
+
+    CTC emits each token on one or a few frames somewhere inside its sound and blank elsewhere, so raw token spans
+    cover only part of each word. Between two words, the blank frames are split: if they contain a pause (frames
+    quieter than the loudest frame minus ``drop_db`` for at least ``min_pause``), the first word ends where the quiet
+    run starts and the next begins where it ends; otherwise the boundary goes to the middle of the quietest stretch
+    (or of the gap). The first word starts at the voiced onset before its first token, the last ends at the voiced
+    offset after its last token.
+
+    Args:
+        spans: spoken words in order, times in seconds (token spans).
+        audio: (T,) 16 kHz samples.
+    """
+    hop = int(step * 16000)
+    n = len(audio) // hop
+    if n == 0 or not spans:
+        return
+    frames = audio[: n * hop].reshape(n, hop).astype(np.float64)
+    energy = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    voiced = energy > energy.max() - drop_db
+
+    def is_voiced(i: int) -> bool:
+        return 0 <= i < n and bool(voiced[i])
+
+    duration = len(audio) / 16000
+    i = int(round(spans[0].start / step))
+    while i - 1 >= 0 and is_voiced(i - 1):
+        i -= 1
+    spans[0].start = round(min(spans[0].start, i * step), 3)
+    min_run = int(round(min_pause / step))
+    for left, right in zip(spans, spans[1:]):
+        e, s = int(round(left.end / step)), int(round(right.start / step))  # gap = frames [e, s)
+        if s <= e:
+            continue
+        a = e
+        while a < s and is_voiced(a):
+            a += 1
+        if a == s:  # voiced all through: no pause, split the gap in the middle
+            left.end = right.start = round((left.end + right.start) / 2, 3)
+            continue
+        b = s
+        while b > a and is_voiced(b - 1):
+            b -= 1
+        if b - a >= min_run:
+            left.end, right.start = round(a * step, 3), round(b * step, 3)
+        else:  # a short dip (a stop closure): the boundary goes into it
+            left.end = right.start = round((a + b) / 2 * step, 3)
+    i = int(round(spans[-1].end / step))
+    while i < n and is_voiced(i):
+        i += 1
+    spans[-1].end = round(min(duration, max(spans[-1].end, i * step)), 3)

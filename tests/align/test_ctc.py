@@ -90,10 +90,28 @@ def test_ctc_aligner_words_from_token_spans():
     # frames:  0-2 blank | 3-4 h | 5 i | 6-7 blank | 8 space | 9 a | 10-11 b | 12-15 blank
     path = [blank] * 3 + [ids["h"]] * 2 + [ids["i"]] + [blank] * 2 + [ids[" "]] + [ids["a"]] + [ids["b"]] * 2 + \
         [blank] * 4
-    aligner = CTCAligner(model=_FakeCharModel(vocab, path))
+    aligner = CTCAligner(model=_FakeCharModel(vocab, path), refine_db=None)
     audio = np.zeros(int(16 * 0.04 * 16000), np.float32)
     spans = aligner.align_audio(audio, "Hi, -- AB!")
     assert [s.word for s in spans] == ["Hi,", "--", "AB!"]
     assert (spans[0].start, spans[0].end) == pytest.approx((0.12, 0.24))
     assert spans[1].start == spans[1].end == pytest.approx(0.24)  # unspoken: zero length at its boundary
     assert (spans[2].start, spans[2].end) == pytest.approx((0.36, 0.48))
+
+
+def test_place_boundaries_uses_pauses_and_gaps():
+    from jstip.align.base import WordSpanTime
+    from jstip.align.ctc import place_boundaries
+
+    t = np.arange(int(1.6 * 16000)) / 16000
+    audio = (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
+    audio[: int(0.2 * 16000)] = 0  # leading silence
+    audio[int(0.7 * 16000): int(0.9 * 16000)] = 0  # a pause between word 1 and word 2
+    audio[int(1.4 * 16000):] = 0  # trailing silence
+    # Token spans as a peaky CTC model gives them: short, inside each word.
+    spans = [WordSpanTime("one", 0.30, 0.36), WordSpanTime("two", 1.00, 1.04), WordSpanTime("three", 1.20, 1.26)]
+    place_boundaries(spans, audio)
+    assert spans[0].start == pytest.approx(0.2, abs=0.011)  # voiced onset before the first token
+    assert spans[0].end == pytest.approx(0.7, abs=0.011) and spans[1].start == pytest.approx(0.9, abs=0.011)
+    assert spans[1].end == spans[2].start == pytest.approx(1.12, abs=0.011)  # no pause: middle of the gap
+    assert spans[2].end == pytest.approx(1.4, abs=0.011)  # voiced offset after the last token
