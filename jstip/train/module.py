@@ -75,6 +75,7 @@ class SpeechLMModule(L.LightningModule):
         # Data position: batches of the current epoch the loop has consumed (the data module skips them on resume).
         self.batches_done = 0
         self.resume_position: dict | None = None
+        self._rng_to_restore: dict | None = None
 
     # Frozen parts stay in eval mode (dropout off, batch-norm statistics untouched).
     def train(self, mode: bool = True):
@@ -86,6 +87,10 @@ class SpeechLMModule(L.LightningModule):
         return self
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        if self._rng_to_restore is not None:
+            # Restored here, not at load time: building the loaders draws from the global generator in between.
+            _set_rng(self._rng_to_restore)
+            self._rng_to_restore = None
         self.batches_done += 1
 
     def training_step(self, batch, batch_idx: int):
@@ -130,8 +135,34 @@ class SpeechLMModule(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["jstip"] = {"config": self.config, "stage": self.stage, "lora": self.lora,
-                               "data": {"epoch": int(self.current_epoch), "batches_done": int(self.batches_done)}}
+                               "data": {"epoch": int(self.current_epoch), "batches_done": int(self.batches_done)},
+                               "rng": _get_rng()}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.resume_position = dict(checkpoint.get("jstip", {}).get("data", {})) or None
+        meta = checkpoint.get("jstip", {})
+        self.resume_position = dict(meta.get("data", {})) or None
+        self._rng_to_restore = meta.get("rng")
 
+
+
+def _get_rng() -> dict:
+    import random
+
+    import numpy as np
+
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(), "numpy": np.random.get_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng(state: dict) -> None:
+    import random
+
+    import numpy as np
+
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
