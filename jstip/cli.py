@@ -29,17 +29,25 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _available(module: str) -> bool:
+    """True if the stage module exists (find_spec raises, rather than answering None, when its package is absent)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name, (module, _) in SUBCOMMANDS.items() if importlib.util.find_spec(module) is not None]
+        return [name for name, (module, _) in SUBCOMMANDS.items() if _available(module)]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in SUBCOMMANDS:
             return None
         module_name, _ = SUBCOMMANDS[name]
-        if importlib.util.find_spec(module_name) is None:
+        if not _available(module_name):
             return None
         module = importlib.import_module(module_name)
         return getattr(module, "cli")
