@@ -289,8 +289,12 @@ class SpeechLMDataset(torch.utils.data.Dataset):
             streams.append(None)
         if not docs:
             return None
-        return collate(docs, streams, self.renderer.pad_id, self.cfg.max_row_tokens, self.cfg.pad_to_multiple,
-                       self.cfg.stream_per)
+        try:
+            return collate(docs, streams, self.renderer.pad_id, self.cfg.max_row_tokens, self.cfg.pad_to_multiple,
+                           self.cfg.stream_per)
+        except Exception as e:  # never fatal for a worker: the trainer skips a None batch
+            self._drop(",".join(d.example_id for d in docs), f"batch could not be collated: {type(e).__name__}: {e}")
+            return None
 
 
 def build_sampler(cuts, cfg: DataConfig, seed: int = 0, epoch: int = 0, world_size: int | None = None,

@@ -30,6 +30,7 @@ from jstip.interleave.policies import (
 from jstip.interleave.units import (
     AlignmentError,
     SegmentConfig,
+    alignment_offset,
     Unit,
     merge_units,
     split_at_longest_pause,
@@ -111,14 +112,20 @@ def interleave_cut(cut, level: str = "mixed", cfg: InterleaveConfig | None = Non
     """
     cfg = cfg or InterleaveConfig()
     sup = the_supervision(cut)
+    if sup.start < -0.01 or sup.end > cut.duration + 0.01:
+        raise NotInterleavable(
+            f"supervision {sup.start:.2f}-{sup.end:.2f}s extends beyond the cut (0-{cut.duration:.2f}s): some words "
+            "have no audio here; use cuts trimmed to their supervisions")
     try:
         units_kind = unit_level(level, cfg, seed, epoch, cut.id)
-        units = units_for_supervision(sup, units_kind, cfg.segment)
+        offset = alignment_offset(cut, sup.id)
+        units = units_for_supervision(sup, units_kind, cfg.segment, offset=offset)
     except AlignmentError as e:
         raise NotInterleavable(str(e)) from e
     if len(units) < 2 and units_kind == "segment":
         # An utterance without an inner pause is one segment: split it at its longest pause (between two words).
-        units = split_at_longest_pause(units_for_supervision(sup, "word", cfg.segment), cfg.segment.min_words)
+        units = split_at_longest_pause(units_for_supervision(sup, "word", cfg.segment, offset=offset),
+                                       cfg.segment.min_words)
     if len(units) < 2:
         raise NotInterleavable("a single word cannot be interleaved (use it in ASR format)")
     policy = cfg.policy

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from jstip.interleave.examples import InterleaveConfig, interleave_cut, NotInterleavable, speech_share, the_supervision
-from jstip.interleave.units import AlignmentError, units_for_supervision
+from jstip.interleave.units import AlignmentError, alignment_offset, units_for_supervision
 
 # Segment length histogram bins, in words: 1, 2, 3-4, 5-8, 9-16, 17+.
 _BINS = [(1, 1), (2, 2), (3, 4), (5, 8), (9, 16), (17, 10**9)]
@@ -33,7 +33,7 @@ def interleave_stats(cuts, level: str, cfg: InterleaveConfig | None = None, seed
         n_cuts += 1
         try:
             sup = the_supervision(cut)
-            units = units_for_supervision(sup, "segment", cfg.segment)
+            units = units_for_supervision(sup, "segment", cfg.segment, offset=alignment_offset(cut, sup.id))
             n_words += sum(u.num_words for u in units)
             n_segment_units += len(units)
             for u in units:

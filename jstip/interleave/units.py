@@ -1,9 +1,9 @@
 """Interleaving units from word alignments: single words, or segments of words merged between pauses.
 
 Input is ``supervision.alignment["word"]``: one ``AlignmentItem`` per word of ``supervision.text`` (``jstip.text``),
-in order. Times follow lhotse: they live in the same frame as ``supervision.start`` (``with_offset`` moves both), so
-within a cut a time ``t`` of the alignment is ``t`` seconds from the cut's start when the supervision starts at 0.
-``units_for_supervision`` converts them to cut-relative times in every case.
+in order. Times follow lhotse's aligners: seconds within the *recording* (lhotse's ``with_offset``, used by padding and
+mixing, does not move them). ``alignment_offset(cut, sup)`` is what to add to get seconds within the cut (``-cut.start``
+for a plain cut; track offsets added for padded/mixed cuts); every unit carries cut-relative times.
 
 Segment rules (``segment_units``):
 
@@ -86,11 +86,24 @@ class AlignmentError(ValueError):
     """A supervision's word alignment cannot be used for interleaving; the message is the reject reason."""
 
 
-def check_alignment(sup, duration: float | None = None, tolerance: float = 0.05) -> list:
+def alignment_offset(cut, sup_id: str) -> float:
+    """Seconds to add to the alignment times of supervision ``sup_id`` to make them relative to ``cut``'s start."""
+    tracks = getattr(cut, "tracks", None)
+    if tracks is None:
+        return -float(getattr(cut, "start", 0.0) or 0.0)
+    for track in tracks:
+        sub = track.cut
+        if any(s.id == sup_id for s in getattr(sub, "supervisions", None) or []):
+            return float(track.offset) + alignment_offset(sub, sup_id)
+    return 0.0
+
+
+def check_alignment(sup, duration: float | None = None, tolerance: float = 0.05, offset: float = 0.0) -> list:
     """The supervision's word alignment items, validated against its text; raises ``AlignmentError`` with a reason.
 
-    Checks: an alignment with a ``word`` tier exists; one item per transcript word with the same symbol; times are
-    finite, non-negative, non-decreasing and inside the supervision (``tolerance`` seconds of slack).
+    Checks: an alignment with a ``word`` tier exists; one item per transcript word with the same symbol; times (plus
+    ``offset``, see ``alignment_offset``) are finite, non-decreasing and inside the supervision (``tolerance`` seconds
+    of slack).
     """
     words = split_words(sup.text or "")
     if not words:
@@ -109,13 +122,14 @@ def check_alignment(sup, duration: float | None = None, tolerance: float = 0.05)
     sup_end = sup_start + float(duration if duration is not None else sup.duration)
     prev_end = -float("inf")
     for i, a in enumerate(alignment):
-        start, end = float(a.start), float(a.start) + float(a.duration)
+        start, end = float(a.start) + offset, float(a.start) + float(a.duration) + offset
         if not (start == start and end == end) or a.duration < 0:  # NaN or negative duration
             raise AlignmentError(f"word {i} ({a.symbol!r}) has invalid times start={a.start} duration={a.duration}")
         if start < sup_start - tolerance or end > sup_end + tolerance:
             raise AlignmentError(
                 f"word {i} ({a.symbol!r}) at {start:.3f}-{end:.3f}s lies outside the supervision "
-                f"({sup_start:.3f}-{sup_end:.3f}s)")
+                f"({sup_start:.3f}-{sup_end:.3f}s within the cut); alignment times must be recording times "
+                "(lhotse's convention): re-align this cut")
         if start < prev_end - tolerance:
             raise AlignmentError(f"word {i} ({a.symbol!r}) starts at {start:.3f}s before word {i - 1} ends "
                                  f"({prev_end:.3f}s): times are not monotonic")
@@ -184,17 +198,17 @@ def merge_units(units: Sequence[Unit]) -> Unit:
     return Unit(units[0].first, units[-1].last, words, units[0].start, units[-1].end)
 
 
-def units_for_supervision(sup, level: str, segment_cfg: SegmentConfig = SegmentConfig(),
-                          duration: float | None = None) -> list[Unit]:
-    """Validated units (``level`` ``word`` or ``segment``) of a supervision, times relative to its cut.
+def units_for_supervision(sup, level: str, segment_cfg: SegmentConfig | None = None,
+                          duration: float | None = None, offset: float = 0.0) -> list[Unit]:
+    """Validated units (``level`` ``word`` or ``segment``) of a supervision; ``offset`` (``alignment_offset``) makes
+    their times relative to the cut.
 
     Raises:
         AlignmentError: the alignment is missing or disagrees with the text (see ``check_alignment``).
     """
-    alignment = check_alignment(sup, duration)
-    # Alignment times share the frame of sup.start (lhotse's with_offset moves both), i.e. they are cut-relative.
+    alignment = check_alignment(sup, duration, offset=offset)
     if level == "word":
-        return word_units(alignment)
+        return word_units(alignment, offset)
     if level == "segment":
-        return segment_units(alignment, segment_cfg)
+        return segment_units(alignment, segment_cfg or SegmentConfig(), offset)
     raise ValueError(f"unit level {level!r} is not word or segment")

@@ -182,3 +182,13 @@ def test_leak_test_catches_a_leaking_stream(tts_cuts):
     stream, _ = speech_stream(audio, [(bad_spans[0][0], bad_spans[1][1])])
     s0, s1 = span_samples(text_seg["start"], text_seg["end"])
     assert any(_contains(stream, w) for w in _windows(audio, s0, s1))
+
+
+def test_padded_cut_gives_the_same_stream(tts_cuts, tokenizer):
+    """Left padding moves the spans with the audio: the encoder input is sample-for-sample the same."""
+    ds = SpeechLMDataset(tokenizer, DataConfig(interleave=InterleaveConfig(policy="speech_first")))
+    cut = tts_cuts["d0"]
+    doc, stream = ds.render_cut(cut, "word_il")
+    pdoc, pstream = ds.render_cut(cut.pad(duration=cut.duration + 0.7, direction="left"), "word_il")
+    assert pdoc.task == "word_il" and pdoc.span_frames == doc.span_frames
+    assert np.array_equal(stream, pstream)

@@ -130,3 +130,23 @@ def test_public_example_has_the_design_keys(tts_cuts):
     ex = public_example(interleave_cut(tts_cuts["s1"], "segment"))
     assert set(ex) == {"id", "cut_id", "level", "units", "variant", "segments"}
     assert all(set(s) == {"modality", "text", "start", "end"} for s in ex["segments"])
+
+
+def test_times_are_relative_to_the_cut_for_padded_and_joined_cuts(tts_cuts):
+    """Alignment times are recording times (lhotse): padding or joining cuts shifts the example's times with the
+    audio, and a cut trimmed back to one supervision gives the original example."""
+    cut = tts_cuts["s2"]
+    base = interleave_cut(cut, "word", InterleaveConfig(policy="speech_first"))
+    padded = interleave_cut(cut.pad(duration=cut.duration + 0.7, direction="left"), "word",
+                            InterleaveConfig(policy="speech_first"))
+    for a, b in zip(base["segments"], padded["segments"]):
+        assert b["start"] == pytest.approx(a["start"] + 0.7) and b["end"] == pytest.approx(a["end"] + 0.7)
+    joined = tts_cuts["s0"].append(cut)
+    second = [c for c in joined.trim_to_supervisions(keep_overlapping=False) if c.supervisions[0].id == "s2"][0]
+    again = interleave_cut(second, "word", InterleaveConfig(policy="speech_first"))
+    assert [(s["start"], s["end"]) for s in again["segments"]] == [(s["start"], s["end"]) for s in base["segments"]]
+
+
+def test_a_cut_that_cuts_its_supervision_is_not_interleaved(tts_cuts):
+    with pytest.raises(NotInterleavable, match="extends beyond the cut"):
+        interleave_cut(tts_cuts["s0"].truncate(offset=0.5), "word")
