@@ -32,7 +32,6 @@ from jstip.interleave.units import (
     SegmentConfig,
     alignment_offset,
     Unit,
-    merge_units,
     split_at_longest_pause,
     units_for_supervision,
 )
