@@ -76,6 +76,10 @@ class SpeechLMModule(L.LightningModule):
         self.batches_done = 0
         self.resume_position: dict | None = None
         self._rng_to_restore: dict | None = None
+        self.train()
+
+    def on_fit_start(self) -> None:
+        self.train()  # Lightning keeps the modes it is given; this applies the frozen parts' eval mode
 
     # Frozen parts stay in eval mode (dropout off, batch-norm statistics untouched).
     def train(self, mode: bool = True):
@@ -100,7 +104,8 @@ class SpeechLMModule(L.LightningModule):
         loss = out.loss
         if not torch.isfinite(loss).all():
             ckpt = getattr(self.trainer, "checkpoint_callback", None)
-            last = getattr(ckpt, "last_model_path", "") or getattr(ckpt, "best_model_path", "") or "none yet"
+            # With monitor="step", mode="max", the "best" checkpoint is the newest step checkpoint.
+            last = getattr(ckpt, "best_model_path", "") or getattr(ckpt, "last_model_path", "") or "none yet"
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, batch "
                 f"{self.batches_done} of the epoch, examples {batch.example_ids[:4]}...). The run stops here; the "

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from train_helpers import batches, train_rows
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "jstip" / "conf"
+
+
+def run_cli(args):
+    from jstip.cli import main
+
+    return CliRunner().invoke(main, ["train", *args], catch_exceptions=False)
+
+
+def test_every_packaged_config_composes_and_its_data_section_is_valid(tmp_path):
+    from omegaconf import OmegaConf
+
+    from jstip.train.__main__ import compose
+    from jstip.train.data import data_config
+
+    names = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+    assert "tiny" in names and len(names) >= 3
+    for name in names:
+        cfg = compose(name, [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz"])
+        missing = OmegaConf.missing_keys(cfg)
+        assert not missing - {"model.llm.path", "model.tokenizer.path", "model.init_from"}, (name, missing)
+        data_config(cfg.data)  # every data key is a DataConfig field
+        assert cfg.train.stage in (1, 2)
+        assert cfg.trainer.max_steps > 0
+
+
+def test_train_help_has_an_example():
+    result = CliRunner().invoke(__import__("jstip.cli", fromlist=["main"]).main, ["train", "--help"])
+    assert result.exit_code == 0
+    assert "jstip train --config-name tiny" in result.output
+
+
+def test_missing_required_value_is_named(tmp_path):
+    result = run_cli(["--config-name", "tiny", f"exp_dir={tmp_path}"])
+    assert result.exit_code == 2
+    assert "data.train_cuts" in result.output
+
+
+def _state(ckpt: Path) -> dict:
+    return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_stage1_trains_the_adapter_only(tiny_overrides, tmp_path):
+    """Encoder and LLM weights (and buffers: batch-norm statistics) are bit-identical after stage-1 training."""
+    from jstip.train.__main__ import compose
+    from jstip.train.run import build_model_and_tokenizer
+
+    args = tiny_overrides("stage1", **{"train.stage": 1, "trainer.max_steps": 3, "checkpoint.every_n_steps": 100,
+                                       "trainer.val_check_interval": 100})
+    result = run_cli(["--config-name", "tiny", *args])
+    assert result.exit_code == 0, result.output
+    exp = tmp_path / "stage1"
+    after = _state(exp / "checkpoints" / "last.ckpt")
+    cfg = compose("tiny", args)
+    model, _, _ = build_model_and_tokenizer(cfg, exp)  # same seed, same saved tokenizer: the initial weights
+    before = {f"model.{k}": v for k, v in model.state_dict().items()}
+    assert set(before) == set(after)
+    frozen = [k for k in before if k.startswith(("model.encoder.", "model.llm."))]
+    assert any("running_mean" in k for k in frozen)  # batch norm statistics are part of the check
+    for k in frozen:
+        assert torch.equal(before[k], after[k]), k
+    changed = [k for k in before if k.startswith("model.adapter.") and not torch.equal(before[k], after[k])]
+    assert len(changed) == 4  # both linear layers' weights and biases
+    assert len(train_rows(exp)) == 3
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_overrides, tmp_path, monkeypatch):
+    from jstip.model.speechlm import SpeechLM
+
+    forward = SpeechLM.forward
+    calls = {"n": 0}
+
+    def poisoned(self, batch, **kw):
+        out = forward(self, batch, **kw)
+        calls["n"] += 1
+        if calls["n"] == 4:  # the 4th training batch: step 3
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(SpeechLM, "forward", poisoned)
+    args = tiny_overrides("nan", **{"trainer.max_steps": 10, "checkpoint.every_n_steps": 2,
+                                    "trainer.val_check_interval": 100, "data.dev_cuts": "null"})
+    result = CliRunner().invoke(__import__("jstip.cli", fromlist=["main"]).main,
+                                ["train", "--config-name", "tiny", *args])
+    assert result.exit_code == 1
+    assert "training loss is nan at step 3" in result.output
+    ckpts = tmp_path / "nan" / "checkpoints"
+    assert "step000002.ckpt" in result.output
+    assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 2
+    assert not (ckpts / "step000004.ckpt").exists()
+    assert [r["step"] for r in train_rows(tmp_path / "nan")] == [1, 2, 3]
