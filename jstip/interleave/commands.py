@@ -15,6 +15,8 @@ _SEGMENT_OPTIONS = [
     click.option("--max-words", type=int, default=20, show_default=True, help="Maximum words per segment."),
     click.option("--min-duration", type=float, default=0.3, show_default=True, help="Minimum segment seconds."),
     click.option("--max-duration", type=float, default=8.0, show_default=True, help="Maximum segment seconds."),
+    click.option("--random-span", type=int, default=1, show_default=True,
+                 help="--policy random at word level: speech in runs of this many words (InSerter: 5)."),
 ]
 
 
@@ -24,13 +26,14 @@ def _segment_options(f):
     return f
 
 
-def _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration):
+def _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration,
+            random_span=1):
     from jstip.interleave.examples import InterleaveConfig
     from jstip.interleave.units import SegmentConfig
 
     try:
         seg = SegmentConfig(segment_mode, min_pause, min_words, max_words, min_duration, max_duration)
-        return InterleaveConfig(policy=policy, speech_share=speech_share, segment=seg)
+        return InterleaveConfig(policy=policy, speech_share=speech_share, segment=seg, random_span=random_span)
     except ValueError as e:
         raise click.BadParameter(str(e)) from e
 
@@ -76,7 +79,7 @@ class _OnceRejectLog:
 @_segment_options
 @click.pass_context
 def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, segment_mode, min_pause, min_words,
-        max_words, min_duration, max_duration):
+        max_words, min_duration, max_duration, random_span):
     """Build interleaved speech/text examples (DESIGN.md format) from cuts with word alignments.
 
     Cuts that cannot be interleaved (no or mismatched alignment, a single word) go to rejected.jsonl beside --out
@@ -96,7 +99,8 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, segmen
     from jstip.interleave.examples import interleave_cuts, public_example
     from jstip.rejects import write_jsonl
 
-    cfg = _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration)
+    cfg = _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration,
+                  random_span)
     cuts = _load_cuts(in_path)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,7 +130,7 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, segmen
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @_segment_options
 def stats_cmd(in_path, level, policy, speech_share, seed, epoch, as_json, segment_mode, min_pause, min_words,
-              max_words, min_duration, max_duration):
+              max_words, min_duration, max_duration, random_span):
     """Unit counts, the segment-length histogram and the speech share of the examples a run would build.
 
     \b
@@ -137,6 +141,7 @@ def stats_cmd(in_path, level, policy, speech_share, seed, epoch, as_json, segmen
 
     from jstip.interleave.stats import interleave_stats, format_stats
 
-    cfg = _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration)
+    cfg = _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration,
+                  random_span)
     stats = interleave_stats(_load_cuts(in_path), level, cfg, seed, epoch)
     click.echo(json.dumps(stats, indent=1) if as_json else format_stats(stats))

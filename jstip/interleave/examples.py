@@ -50,16 +50,21 @@ class InterleaveConfig:
             None = 0.3 at word level, 0.4 at segment level (InSerter).
         segment: segment rules (``SegmentConfig``).
         mixed_word_prob: probability that a ``mixed`` example uses word units (else segment units).
+        random_span: ``random`` policy at word level: speech comes in runs of this many consecutive words (1 = any
+            word on its own; InSerter uses at least 5).
     """
 
     policy: str = "alternate"
     speech_share: float | None = None
     segment: SegmentConfig = field(default_factory=SegmentConfig)
     mixed_word_prob: float = 0.5
+    random_span: int = 1
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown interleaving policy {self.policy!r}: choose one of {', '.join(POLICIES)}")
+        if self.random_span < 1:
+            raise ValueError(f"random_span must be at least 1, got {self.random_span}")
         if self.speech_share is not None and not 0.0 < self.speech_share < 1.0:
             raise ValueError(f"speech_share must be in (0, 1), got {self.speech_share}")
 
@@ -136,7 +141,8 @@ def interleave_cut(cut, level: str = "mixed", cfg: InterleaveConfig | None = Non
     entity_words = None
     if policy == "entity":
         entity_words = entity_word_indices(sup.text, (sup.custom or {}).get("entities"))
-    plan, variant = make_plan(units, policy, rng, share, entity_words)
+    plan, variant = make_plan(units, policy, rng, share, entity_words,
+                              cfg.random_span if units_kind == "word" else 1)
     segments = build_segments(units, plan)
     return {
         "id": f"{cut.id}_{units_kind}_{variant}_e{epoch}",

@@ -9,7 +9,8 @@ Every plan ends in text (the paper's rule: the model is trained to keep predicti
   ``speech_first``; the example records the variant actually used.
 * ``alternate``: ``speech_first`` or ``text_first`` by (seed, epoch, cut id), so a cut sees both over two epochs.
 * ``random``: a random set of units (all but the last) holding about ``speech_share`` of the words as speech
-  (InSerter: 0.3 at word level, 0.4 at segment level); at least one speech unit.
+  (InSerter: 0.3 at word level, 0.4 at segment level); at least one speech unit. ``random_span`` > 1 draws runs of
+  that many consecutive word units (InSerter speaks spans of at least 5 words).
 * ``entity``: units overlapping an annotated entity (``supervision.custom["entities"]``) are speech, the rest text;
   the last unit stays text even when it holds an entity. Utterances with no entity fall back to ``random``.
 
@@ -23,7 +24,7 @@ import random
 import zlib
 from typing import Sequence
 
-from jstip.interleave.units import Unit
+from jstip.interleave.units import Unit, merge_units
 
 SPEECH = "speech"
 TEXT = "text"
@@ -44,8 +45,17 @@ def alternating(n: int, speech_first: bool) -> list[str]:
     return plan
 
 
-def random_plan(units: Sequence[Unit], speech_share: float, rng: random.Random) -> list[str]:
-    """About ``speech_share`` of the words as speech, chosen as whole units among all but the last."""
+def random_plan(units: Sequence[Unit], speech_share: float, rng: random.Random, span: int = 1) -> list[str]:
+    """About ``speech_share`` of the words as speech, chosen as whole units among all but the last.
+
+    ``span`` > 1 chooses runs of ``span`` consecutive units instead (InSerter's word-level spans of at least 5 words);
+    the last run holds the last unit and stays text."""
+    if span > 1 and len(units) > span:
+        bounds = list(range(len(units), 0, -span))[::-1]  # run ends; the first run may be shorter
+        starts = [0] + bounds[:-1]
+        runs = [merge_units(units[a:b]) for a, b in zip(starts, bounds)]
+        run_plan = random_plan(runs, speech_share, rng)
+        return [m for m, a, b in zip(run_plan, starts, bounds) for _ in range(a, b)]
     n = len(units)
     plan = [TEXT] * n
     if n < 2:
@@ -94,6 +104,7 @@ def make_plan(
     rng: random.Random,
     speech_share: float = 0.3,
     entity_words: set[int] | None = None,
+    random_span: int = 1,
 ) -> tuple[list[str], str]:
     """The modality of each unit and the name of the variant used (``speech_first``, ``text_first``, ``random``,
     ``entity``). Raises ValueError for an unknown policy."""
@@ -108,7 +119,7 @@ def make_plan(
             return plan, "entity"
         policy = "random"
     if policy == "random":
-        return random_plan(units, speech_share, rng), "random"
+        return random_plan(units, speech_share, rng, random_span), "random"
     plan = alternating(n, policy == "speech_first")
     if SPEECH not in plan and policy == "text_first":
         return alternating(n, True), "speech_first"

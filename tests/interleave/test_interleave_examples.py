@@ -150,3 +150,29 @@ def test_times_are_relative_to_the_cut_for_padded_and_joined_cuts(tts_cuts):
 def test_a_cut_that_cuts_its_supervision_is_not_interleaved(tts_cuts):
     with pytest.raises(NotInterleavable, match="extends beyond the cut"):
         interleave_cut(tts_cuts["s0"].truncate(offset=0.5), "word")
+
+
+def test_random_spans_of_several_words(tts_cuts):
+    cfg = InterleaveConfig(policy="random", speech_share=0.4, random_span=3)
+    for cut in _good(tts_cuts):
+        n = len(words(cut.supervisions[0].text))
+        for epoch in range(4):
+            ex = interleave_cut(cut, "word", cfg, epoch=epoch)
+            speech = [s for s in ex["segments"] if s["modality"] == "speech"]
+            assert speech and ex["segments"][-1]["modality"] == "text"
+            if n > 3:
+                # Runs are aligned to the end: every run but the first holds whole multiples of 3 words.
+                assert all(len(s["text"].split()) >= 3 or s["first"] == 0 for s in speech), ex
+    with pytest.raises(ValueError):
+        InterleaveConfig(random_span=0)
+
+
+def test_public_examples_render_like_internal_ones(tts_cuts):
+    from jstip.data.render import Renderer
+    from jstip.data.toy_tokenizer import toy_tokenizer
+
+    tok = toy_tokenizer([c.supervisions[0].text for c in tts_cuts], 300)
+    r = Renderer(tok)
+    for level in ("word", "segment"):
+        ex = interleave_cut(tts_cuts["s1"], level)
+        assert r.interleaved(public_example(ex)).input_ids == r.interleaved(ex).input_ids
