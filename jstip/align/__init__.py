@@ -33,7 +33,7 @@ def get_aligner(name: str, **options) -> Aligner:
     raise ValueError(f"unknown aligner {name!r}: choose one of {', '.join(ALIGNERS)}")
 
 
-def compare_alignments(ref_cuts, hyp_cuts, trim_to_voiced: bool = False) -> dict:
+def compare_alignments(ref_cuts, hyp_cuts, trim_to_voiced: bool = True) -> dict:
     """See ``jstip.align.compare.compare_alignments``."""
     from jstip.align.compare import compare_alignments as _compare
 

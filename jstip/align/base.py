@@ -2,8 +2,9 @@
 
 An aligner fills ``supervision.alignment["word"]`` of a cut with one ``AlignmentItem`` per transcript word
 (``jstip.text.words(sup.text)``: the transcript's own words, punctuation attached), in order, non-overlapping and
-inside the audio. Gaps between items are silence: segment-level interleaving splits at them. Times are in seconds in
-the frame of ``supervision.start`` (for jstip cuts, whose supervision starts at 0 of the cut, the same as cut time).
+inside the audio. Gaps between items are silence: segment-level interleaving splits at them. Times are seconds of the
+*recording*, as lhotse keeps alignments (``SupervisionSegment.with_offset`` does not move them): a word at t seconds
+into the cut is at ``cut.start + t``. For jstip's own cuts (cut and supervision start at 0) this is cut time.
 Backends that can also write ``alignment["phone"]`` do.
 
 ``align_cuts`` runs an aligner over a cut set: parallel worker processes, a progress bar, restartable (ids already in
@@ -88,7 +89,7 @@ class Aligner:
                                      "too short to align; check its start/duration against the recording")
             spans = self.align_audio(audio[a:b], sup.text)
             check_spans(spans, words, (b - a) / SAMPLING_RATE)
-            offset = a / SAMPLING_RATE
+            offset = cut.start + a / SAMPLING_RATE  # recording time (lhotse's convention for alignments)
             items = [AlignmentItem(symbol=s.word, start=round(offset + s.start, 4),
                                    duration=round(s.end - s.start, 4), score=s.score) for s in spans]
             alignment = dict(sup.alignment or {})

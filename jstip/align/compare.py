@@ -21,12 +21,13 @@ SAMPLING_RATE = 16000
 
 
 def _word_times(cut) -> list[tuple[str, float, float]] | None:
+    """(symbol, start, end) of every word item, in seconds within the cut (items hold recording time)."""
     items = []
     for sup in cut.supervisions:
         ali = (sup.alignment or {}).get("word")
         if ali is None:
             return None
-        items.extend((a.symbol, a.start, a.start + a.duration) for a in ali)
+        items.extend((a.symbol, a.start - cut.start, a.start + a.duration - cut.start) for a in ali)
     return items
 
 
@@ -51,13 +52,14 @@ def _stats(start_err: np.ndarray, end_err: np.ndarray) -> dict:
     }
 
 
-def compare_alignments(ref_cuts, hyp_cuts, trim_to_voiced: bool = False) -> dict:
+def compare_alignments(ref_cuts, hyp_cuts, trim_to_voiced: bool = True) -> dict:
     """Compare word boundaries of ``hyp_cuts`` against ``ref_cuts`` (matched by cut id).
 
     Args:
         ref_cuts: cuts with the reference ``alignment["word"]`` (e.g. a TTS engine's times).
         hyp_cuts: cuts with the alignment under test; cuts missing here are listed, not scored.
-        trim_to_voiced: compare only the voiced part of each word (loads the audio of the ref cut; see module doc).
+        trim_to_voiced: compare only the voiced part of each word (default; loads the audio of the ref cut; see the
+            module doc). False compares the raw times.
 
     Returns:
         ``{"overall": {...}, "utterances": {cut_id: {...}}, "missing": [ids], "mismatched": [ids]}`` where each

@@ -1,7 +1,8 @@
 """TextGrid (Praat, as MFA writes it) and CTM import/export of word alignments.
 
-Export writes one TextGrid per cut (tiers ``words`` and, when present, ``phones``; times relative to the cut) or one
-CTM file for all cuts (``<cut id> 1 <start> <duration> <word> [<score>]``). Zero-length items (punctuation-only words)
+Export writes one TextGrid per cut (tiers ``words`` and, when present, ``phones``) or one CTM file for all cuts
+(``<cut id> 1 <start> <duration> <word> [<score>]``). Files hold times relative to the cut; the cuts hold recording
+times (lhotse's convention), so import and export add or subtract ``cut.start``. Zero-length items (punctuation-only words)
 cannot live in a TextGrid and are left out; import restores them.
 
 Import maps the labelled intervals back onto the transcript's words: the intervals may carry the transcript words
@@ -74,7 +75,8 @@ def _with_word_spans(cut, spans_per_sup: list[list[WordSpanTime]]):
     sups = []
     for sup, spans in zip(cut.supervisions, spans_per_sup):
         check_spans(spans, split_words(sup.text), sup.duration)
-        items = [AlignmentItem(symbol=s.word, start=round(sup.start + s.start, 4), duration=round(s.end - s.start, 4),
+        offset = cut.start + sup.start  # alignment items are in recording time (lhotse's convention)
+        items = [AlignmentItem(symbol=s.word, start=round(offset + s.start, 4), duration=round(s.end - s.start, 4),
                                score=s.score) for s in spans]
         alignment = dict(sup.alignment or {})
         alignment["word"] = items
@@ -104,7 +106,8 @@ def write_textgrid(cut, path: str | Path) -> None:
         for sup in cut.supervisions:
             for a in (sup.alignment or {}).get(level, []):
                 if a.duration > 0:
-                    entries.append(Interval(round(a.start, 4), round(a.start + a.duration, 4), a.symbol))
+                    start = a.start - cut.start  # recording time -> cut time
+                    entries.append(Interval(round(start, 4), round(start + a.duration, 4), a.symbol))
         if level == "word" or entries:
             tier = textgrid.IntervalTier(level + "s", entries, 0.0, max(cut.duration, entries[-1][1] if entries else 0))
             tg.addTier(tier)
@@ -121,7 +124,7 @@ def write_ctm(cuts, path: str | Path) -> int:
             for sup in cut.supervisions:
                 for a in (sup.alignment or {}).get("word", []):
                     score = "" if a.score is None else f" {a.score:g}"
-                    f.write(f"{cut.id} 1 {a.start:.3f} {a.duration:.3f} {a.symbol}{score}\n")
+                    f.write(f"{cut.id} 1 {a.start - cut.start:.3f} {a.duration:.3f} {a.symbol}{score}\n")
                     n += 1
     return n
 

@@ -23,6 +23,7 @@ class TTSNativeAligner(Aligner):
             if not items:
                 raise AlignmentError(f"supervision {sup.id} has no engine word times (alignment['word']): align it "
                                      "with --aligner pocketsphinx instead")
-            spans = [WordSpanTime(a.symbol, a.start - sup.start, a.start + a.duration - sup.start) for a in items]
+            origin = cut.start + sup.start  # items are in recording time
+            spans = [WordSpanTime(a.symbol, a.start - origin, a.start + a.duration - origin) for a in items]
             check_spans(spans, words, sup.duration)
         return cut

@@ -144,3 +144,33 @@ def test_unspellable_and_empty_raise():
         aligner.align_audio(np.zeros(16000, np.float32), "... -")
     with pytest.raises(AlignmentError, match="no Latin letters"):
         aligner.align_audio(np.zeros(16000, np.float32), "hello 日本")
+
+
+def test_cut_inside_a_longer_recording_gets_recording_times(tts_cuts, tmp_path, cut_maker):
+    """Alignment items are in recording time (lhotse's convention): a cut starting at 2.5 s of its recording gets
+    items near 2.5 s + the times of the same audio aligned alone; TextGrid export writes cut-relative times."""
+    import numpy as np
+    from lhotse import SupervisionSegment
+    from lhotse.utils import fastcopy
+
+    _, cuts = tts_cuts
+    alone = get_aligner("pocketsphinx").align_cut(cuts[1])
+    audio_b = cuts[1].load_audio()[0]
+    lead = np.zeros(int(2.5 * 16000), np.float32)
+    long_cut = cut_maker(tmp_path, "long", np.concatenate([lead, audio_b]), "x")
+    window = long_cut.truncate(offset=2.5, duration=cuts[1].duration, keep_excessive_supervisions=False)
+    sup = SupervisionSegment(id="win", recording_id="long", start=0.0, duration=window.duration,
+                             text=cuts[1].supervisions[0].text)
+    window = fastcopy(window, supervisions=[sup])
+    aligned = get_aligner("pocketsphinx").align_cut(window)
+    got = [(a.symbol, a.start) for a in aligned.supervisions[0].alignment["word"]]
+    want = [(a.symbol, a.start + 2.5) for a in alone.supervisions[0].alignment["word"]]
+    assert [g[0] for g in got] == [w[0] for w in want]
+    assert np.allclose([g[1] for g in got], [w[1] for w in want], atol=0.02)
+    # The TTS-native validator and the compare helper read them the same way.
+    assert get_aligner("tts").align_cut(aligned) is aligned
+    from jstip.align.textgrid import read_textgrid_words, write_textgrid
+
+    write_textgrid(aligned, tmp_path / "win.TextGrid")
+    first = read_textgrid_words(tmp_path / "win.TextGrid")[0]
+    assert first[1] == pytest.approx(got[0][1] - 2.5, abs=1e-3)
