@@ -45,7 +45,9 @@ class SpeechLMBatch:
         speech_mask: (B, L) bool. True at speech placeholder positions.
         labels: (B, L) long. Hugging Face convention: the token id at positions whose token is a training target,
             ``IGNORE_INDEX`` elsewhere (speech positions, special/marker tokens, prompts, padding). The model shifts.
-            ``labels != IGNORE_INDEX`` is the loss mask: 1 on text tokens only.
+            ``labels != IGNORE_INDEX`` is the loss mask: 1 on text tokens only, plus the EOS that closes a
+            transcript or text document (by default; ``RenderConfig.eos_in_loss``): without it as a target a model
+            never learns to stop decoding.
         position_ids: (B, L) long. Restart at 0 at the first position of every packed document.
         document_ids: (B, L) long. Document index within the row (0, 1, ...); -1 on padding. Positions attend only
             to earlier positions with the same document id.
