@@ -253,7 +253,7 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
                 else:
                     rejects.reject(cut_id, reason)
                     summary.rejected += 1
-                    log.warning("rejected %s: %s", cut_id, reason)
+                    log.info("rejected %s: %s", cut_id, reason)
                 bar.update(1)
                 bar.set_postfix(rejected=summary.rejected)
         finally:

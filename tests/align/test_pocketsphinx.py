@@ -6,6 +6,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from click.testing import CliRunner
@@ -174,3 +175,17 @@ def test_cut_inside_a_longer_recording_gets_recording_times(tts_cuts, tmp_path, 
     write_textgrid(aligned, tmp_path / "win.TextGrid")
     first = read_textgrid_words(tmp_path / "win.TextGrid")[0]
     assert first[1] == pytest.approx(got[0][1] - 2.5, abs=1e-3)
+
+
+def test_fast_speech_aligned_at_5ms_frames():
+    """At 300 words per minute espeak's phones are shorter than 30 ms, the minimum of the model's 3-state phones at
+    10 ms frames: no path exists at any beam, and the 5 ms frame retry aligns it."""
+    from jstip.tts import synthesize
+
+    text = "Her angiogram is booked for Friday at seven."
+    syn = synthesize(text, "espeak:en-us+m7@300")
+    aligner = get_aligner("pocketsphinx")
+    spans = aligner.align_audio(syn.audio, text)
+    assert aligner.attempts == {2: 1}
+    errors = [abs(s.start - w.start) for s, w in zip(spans, syn.words)][1:]  # the first start sits in silence
+    assert np.mean(errors) < 0.05
