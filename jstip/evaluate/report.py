@@ -3,7 +3,8 @@
 A run folder (``RUN_DIR``) holds at least ``metrics.json`` and ``hyps.jsonl`` as written by
 :func:`jstip.evaluate.scoring.write_scores` (``jstip score`` / ``jstip evaluate``). Training logs, when present, are
 read from ``RUN_DIR/metrics.jsonl`` or any ``RUN_DIR/**/metrics.jsonl`` (one JSON object per line with ``step`` and
-any of ``loss``, ``train_loss``, ``val_loss``) or Lightning's ``RUN_DIR/**/metrics.csv`` (same column names).
+any of ``loss``, ``train_loss``, ``val_loss``, ``dev_loss``) or Lightning's ``RUN_DIR/**/metrics.csv`` (same column
+names).
 
 The report shows:
 
@@ -40,7 +41,7 @@ import numpy as np
 from jstip.evaluate.stats import paired_bootstrap
 
 HEADLINE = ("wer", "cer", "ter", "eer", "u_wer", "b_wer")
-LOSS_KEYS = ("loss", "train_loss", "val_loss")
+LOSS_KEYS = ("loss", "train_loss", "val_loss", "dev_loss")
 
 
 @dataclass
@@ -224,7 +225,8 @@ def _curve_chart(runs: Sequence[Run]) -> bytes | None:
     for run in runs:
         for key, points in run.curves.items():
             steps, values = zip(*points)
-            ax.plot(steps, values, label=f"{run.name}: {key}", linestyle="--" if key == "val_loss" else "-",
+            dashed = key in ("val_loss", "dev_loss")
+            ax.plot(steps, values, label=f"{run.name}: {key}", linestyle="--" if dashed else "-",
                     marker="o" if len(points) < 30 else None, markersize=3)
     ax.set_xlabel("step")
     ax.set_ylabel("loss")
