@@ -115,3 +115,41 @@ def test_place_boundaries_uses_pauses_and_gaps():
     assert spans[0].end == pytest.approx(0.7, abs=0.011) and spans[1].start == pytest.approx(0.9, abs=0.011)
     assert spans[1].end == spans[2].start == pytest.approx(1.12, abs=0.011)  # no pause: middle of the gap
     assert spans[2].end == pytest.approx(1.4, abs=0.011)  # voiced offset after the last token
+
+
+class _FakeTokenizer:
+    """Sentencepiece-like: each word is one piece, '▁' + word."""
+
+    def __init__(self, pieces):
+        self.pieces = pieces
+
+    def text_to_ids(self, text):
+        return [self.pieces.index("▁" + w) for w in text.split()]
+
+
+class _FakeHybridBPEModel(torch.nn.Module):
+    """Stands in for a hybrid RNNT/CTC BPE model: forward gives the encoder output, ctc_decoder the log-probs."""
+
+    def __init__(self, pieces, path):
+        super().__init__()
+        self.tokenizer = _FakeTokenizer(pieces)
+        self.ctc_decoder = lambda encoder_output: _posteriors(path, len(pieces) + 1).unsqueeze(0)
+        self.ctc_decoder_vocabulary = pieces
+        self.encoder = SimpleNamespace(subsampling_factor=8)
+        self.cfg = SimpleNamespace(preprocessor=SimpleNamespace(window_stride=0.01))
+        self.path = path
+
+    def forward(self, input_signal, input_signal_length):
+        return torch.zeros(1, 4, len(self.path)), torch.tensor([len(self.path)])
+
+
+def test_ctc_aligner_bpe_hybrid_model_numbers_spelled():
+    pieces = ["▁take", "▁twenty", "▁pills"]
+    blank = len(pieces)
+    # 80 ms frames: take 1-2, twenty 4-6, pills 8
+    path = [blank, 0, 0, blank, 1, 1, 1, blank, 2, blank]
+    aligner = CTCAligner(model=_FakeHybridBPEModel(pieces, path), refine_db=None)
+    spans = aligner.align_audio(np.zeros(int(10 * 0.08 * 16000), np.float32), "Take 20 pills.")
+    assert [s.word for s in spans] == ["Take", "20", "pills."]
+    assert [(s.start, s.end) for s in spans] == [pytest.approx((0.08, 0.24)), pytest.approx((0.32, 0.56)),
+                                                 pytest.approx((0.64, 0.72))]
