@@ -1,0 +1,174 @@
+"""``jstip evaluate`` on a tiny model trained for three steps on the mini corpus, and ``jstip report`` of its runs."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from jstip.cli import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(mini_corpus, tmp_path_factory) -> Path:
+    """A tiny speech-LLM trained 3 steps, a checkpoint after every step: EXP/checkpoints/step00000{1,2,3}.ckpt."""
+    exp = tmp_path_factory.mktemp("evaluate") / "exp"
+    result = invoke(
+        "train", "--config-name", "tiny",
+        f"data.train_cuts={mini_corpus / 'train' / 'cuts.jsonl.gz'}",
+        f"data.dev_cuts={mini_corpus / 'dev' / 'cuts.jsonl.gz'}",
+        f"data.text_sources=[{mini_corpus / 'text' / 'domain.txt'}]",
+        f"exp_dir={exp}", "logger.wandb=false", "trainer.enable_progress_bar=false", "num_threads=1",
+        "trainer.max_steps=3", "checkpoint.every_n_steps=1", "checkpoint.keep=5", "trainer.val_check_interval=2")
+    assert result.exit_code == 0, result.output
+    for step in (1, 2, 3):
+        assert (exp / "checkpoints" / f"step{step:06d}.ckpt").is_file()
+    return exp
+
+
+def ckpt(exp: Path, step: int) -> Path:
+    return exp / "checkpoints" / f"step{step:06d}.ckpt"
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_evaluate_help_has_an_example():
+    result = invoke("evaluate", "--help")
+    assert result.exit_code == 0
+    assert "jstip evaluate --checkpoint" in result.output and "--spoken-tasks" in result.output
+
+
+def test_evaluate_writes_the_contract_files_and_spoken_tasks(tiny_run, mini_corpus, tmp_path):
+    from lhotse import CutSet
+
+    test_cuts = mini_corpus / "test" / "cuts.jsonl.gz"
+    out = tmp_path / "eval"
+    result = invoke("evaluate", "--checkpoint", ckpt(tiny_run, 3), "--cuts", test_cuts, "--out", out,
+                    "--beam", 2, "--spoken-items", 2, "--shots", 1, "--response-tokens", 8, "--threads", 1,
+                    "--no-progress")
+    assert result.exit_code == 0, result.output
+    cuts = CutSet.from_file(test_cuts)
+    assert re.search(rf"^{len(cuts)} utterances: WER \d+\.\d\d%.*EER \d+\.\d\d%.*MCQ text", result.output, re.M)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("wer", "cer", "ter", "eer", "wer_counts", "ter_counts", "eer_counts", "eer_per_category",
+                "entity_misses", "missing_ids", "extra_ids"):
+        assert key in metrics, key
+    assert metrics["num_utterances"] == len(cuts) and metrics["missing_ids"] == [] and metrics["extra_ids"] == []
+    assert metrics["eer_counts"]["entities"] > 0  # the mini corpus's entities reached the scorer
+    assert metrics["evaluate"]["step"] == 3 and metrics["evaluate"]["num_beams"] == 2
+    assert metrics["evaluate"]["checkpoint"] == str(ckpt(tiny_run, 3).resolve())
+
+    rows = read_jsonl(out / "hyps.jsonl")
+    texts = {c.id: " ".join(s.text for s in c.supervisions) for c in cuts}
+    assert {r["id"] for r in rows} == set(texts)
+    for r in rows:
+        assert r["ref"] == texts[r["id"]] and isinstance(r["hyp"], str)
+    # The figures are those of `jstip score` on the same references and the written hypotheses.
+    hyp_file = tmp_path / "hyp.jsonl"
+    hyp_file.write_text("".join(json.dumps({"id": r["id"], "hyp": r["hyp"]}) + "\n" for r in rows))
+    rescored = tmp_path / "rescored"
+    assert invoke("score", "--ref", test_cuts, "--hyp", hyp_file, "--out", rescored).exit_code == 0
+    again = json.loads((rescored / "metrics.json").read_text())
+    for key in ("wer", "cer", "ter", "eer", "wer_counts", "eer_counts"):
+        assert again[key] == metrics[key], key
+
+    # Training log up to the checkpoint's step, where the report looks for it.
+    log_rows = read_jsonl(out / "train" / "metrics.jsonl")
+    assert [r["step"] for r in log_rows if "loss" in r] == [1, 2, 3]
+    assert any("dev_loss" in r for r in log_rows)
+
+    # Spoken tasks: two items each, spoken by the voice, figures are fractions, per-item rows beside.
+    for name, figure in (("modality_gap", "accuracy_speech"), ("instruction_following", "prompt_level"),
+                         ("spoken_qa", "exact_match")):
+        section = metrics[name]
+        assert "error" not in section, section
+        assert section["num_items"] == 2 and section["voice"] == "espeak:en-us+f3@160" and section["skipped"] == []
+        assert 0.0 <= section[figure] <= 1.0
+        assert "items" not in section
+        assert len(read_jsonl(out / "spoken_tasks" / f"{name}.jsonl")) == 2
+    for row in read_jsonl(out / "spoken_tasks" / "modality_gap.jsonl"):
+        for cond in ("logprobs_text", "logprobs_speech"):
+            assert sorted(row[cond]) == ["A", "B", "C", "D"]
+            assert abs(sum(2.718281828 ** v for v in row[cond].values()) - 1) < 1e-6
+        # The spoken condition really differs from the written one (audio frames, not the text, are in the prompt).
+        assert row["logprobs_text"] != row["logprobs_speech"]
+
+
+def test_greedy_hypotheses_are_the_models_own_transcripts(tiny_run, mini_corpus, tmp_path):
+    """Batched, duration-sorted decoding gives what SpeechLM.transcribe gives one cut at a time."""
+    from lhotse import CutSet
+
+    from jstip.evaluate.decode import token_budget
+    from jstip.train.run import load_checkpoint
+
+    test_cuts = mini_corpus / "test" / "cuts.jsonl.gz"
+    out = tmp_path / "eval"
+    result = invoke("evaluate", "--checkpoint", ckpt(tiny_run, 2), "--cuts", test_cuts, "--out", out,
+                    "--max-utterances", 3, "--batch-size", 1, "--no-spoken-tasks", "--threads", 1, "--no-progress")
+    assert result.exit_code == 0, result.output
+    hyps = {r["id"]: r["hyp"] for r in read_jsonl(out / "hyps.jsonl")}
+    model, tokenizer, _ = load_checkpoint(ckpt(tiny_run, 2))
+    cuts = list(CutSet.from_file(test_cuts).subset(first=3))
+    assert set(hyps) == {c.id for c in cuts}
+    for cut in cuts:
+        [expected] = model.transcribe([cut], tokenizer, max_new_tokens=token_budget(cut.duration, 256), batch_size=1)
+        assert hyps[cut.id] == expected
+
+
+def test_unreadable_audio_is_rejected_and_scored_as_missing(tiny_run, mini_corpus, tmp_path):
+    from lhotse import CutSet
+
+    cuts = list(CutSet.from_file(mini_corpus / "test" / "cuts.jsonl.gz").subset(first=2))
+    bad = cuts[0]
+    broken = tmp_path / "broken.jsonl.gz"
+    with gzip.open(broken, "wt") as f:
+        for cut in cuts:
+            d = cut.to_dict()
+            if cut.id == bad.id:
+                d["recording"]["sources"][0]["source"] = str(tmp_path / "gone.wav")
+            f.write(json.dumps(d) + "\n")
+    out = tmp_path / "eval"
+    result = invoke("evaluate", "--checkpoint", ckpt(tiny_run, 1), "--cuts", broken, "--out", out,
+                    "--no-spoken-tasks", "--threads", 1, "--no-progress")
+    assert result.exit_code == 0, result.output
+    assert bad.id in result.output  # the warning names the cut
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["missing_ids"] == [bad.id] and metrics["num_utterances"] == 2
+    [rejected] = read_jsonl(out / "rejected.jsonl")
+    assert rejected["id"] == bad.id and rejected["stage"] == "evaluate" and "audio" in rejected["reason"]
+
+
+def test_report_of_two_evaluate_runs_shows_the_difference_with_an_interval(tiny_run, mini_corpus, tmp_path):
+    test_cuts = mini_corpus / "test" / "cuts.jsonl.gz"
+    runs = []
+    for step in (1, 3):
+        out = tmp_path / f"step{step}"
+        result = invoke("evaluate", "--checkpoint", ckpt(tiny_run, step), "--cuts", test_cuts, "--out", out,
+                        "--no-spoken-tasks", "--threads", 1, "--no-progress")
+        assert result.exit_code == 0, result.output
+        runs.append(json.loads((out / "metrics.json").read_text()))
+    report = tmp_path / "report.html"
+    result = invoke("report", tmp_path / "step1", tmp_path / "step3", "--out", report, "--bootstrap", 200)
+    assert result.exit_code == 0, result.output
+    match = re.search(r"WER step3 - step1: ([+-]\d+\.\d\d) points \[([+-]\d+\.\d\d), ([+-]\d+\.\d\d)\]", result.output)
+    assert match, result.output
+    delta, low, high = map(float, match.groups())
+    assert delta == pytest.approx(100 * (runs[1]["wer"] - runs[0]["wer"]), abs=0.006)
+    assert low <= delta <= high
+    assert "EER step3 - step1" in result.output
+    html = report.read_text()
+    markdown = report.with_suffix(".md").read_text()
+    assert "step1" in html and "step3" in html and "Learning curves" in html
+    assert (tmp_path / "report_files" / "learning_curves.png").is_file()
+    assert f"{100 * runs[1]['wer']:.2f}" in markdown and f"{100 * runs[0]['wer']:.2f}" in markdown
