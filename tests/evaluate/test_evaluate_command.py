@@ -172,3 +172,29 @@ def test_report_of_two_evaluate_runs_shows_the_difference_with_an_interval(tiny_
     assert "step1" in html and "step3" in html and "Learning curves" in html
     assert (tmp_path / "report_files" / "learning_curves.png").is_file()
     assert f"{100 * runs[1]['wer']:.2f}" in markdown and f"{100 * runs[0]['wer']:.2f}" in markdown
+
+
+def test_an_item_the_voice_cannot_speak_is_skipped_and_the_tasks_go_on(tiny_run):
+    """Fault injection around the real espeak voice: one question fails to synthesise."""
+    from jstip.evaluate.decode import bos_ids
+    from jstip.evaluate.spoken_eval import Speaker, run_spoken_tasks
+    from jstip.evaluate.spoken_qa import load_qa
+    from jstip.train.run import load_checkpoint
+    from jstip.tts import SynthesisError, synthesize
+
+    bad_question = load_qa()[1]["question"]
+
+    def flaky(text, voice):
+        if text == bad_question:
+            raise SynthesisError(f"cannot speak {text!r}")
+        return synthesize(text, voice)
+
+    model, tokenizer, config = load_checkpoint(ckpt(tiny_run, 1))
+    summary, per_item = run_spoken_tasks(model, tokenizer, bos_ids(tokenizer, config), limit=3, shots=0,
+                                         max_new_tokens=4, progress=False,
+                                         speaker=Speaker("espeak:en-us+f3@160", synthesize=flaky))
+    qa = summary["spoken_qa"]
+    assert qa["num_items"] == 2 and [s["id"] for s in qa["skipped"]] == [load_qa()[1]["id"]]
+    assert "cannot speak" in qa["skipped"][0]["reason"]
+    assert [r["id"] for r in per_item["spoken_qa"]] == [load_qa()[0]["id"], load_qa()[2]["id"]]
+    assert summary["modality_gap"]["num_items"] == 3 and summary["instruction_following"]["num_items"] == 3
