@@ -1,100 +1,8 @@
-"""``jstip evaluate``: decode a test set with a training checkpoint, score it, and run the spoken tasks."""
+"""``jstip evaluate``: a thin wrapper around :func:`jstip.evaluate.decode.evaluate_checkpoint`."""
 
 from __future__ import annotations
 
 import click
-
-
-def evaluate(checkpoint: str, cuts_path: str, out_dir: str, num_beams: int = 1, batch_size: int = 8,
-             max_utterances: int | None = None, max_new_tokens: int = 256, spoken_tasks: bool = True,
-             voice: str = "espeak:en-us+f3@160", spoken_items: int | None = None, shots: int = 5,
-             response_tokens: int = 128, normalizer: str = "english-v1", device: str | None = None,
-             threads: int | None = None, progress: bool = True) -> dict:
-    """Decode ``cuts_path`` with ``checkpoint`` and write ``out_dir/{metrics.json,hyps.jsonl}``.
-
-    Also writes ``out_dir/train/metrics.jsonl`` (the run's training log up to the checkpoint's step, for the learning
-    curves of ``jstip report``), ``out_dir/spoken_tasks/<task>.jsonl`` (per-item results) and
-    ``out_dir/rejected.jsonl`` (cuts whose audio could not be read, if any).
-
-    Args:
-        device: ``cpu``, ``cuda``, ``cuda:1``...; None: the first GPU if there is one, else the CPU.
-        threads: torch CPU threads; None: the run config's ``num_threads`` (else torch's default). On a busy CPU,
-            more threads than free cores makes decoding many times slower.
-
-    Returns:
-        The ``metrics.json`` object.
-    """
-    import json
-    import logging
-    from pathlib import Path
-
-    import torch
-    from lhotse import CutSet
-
-    from jstip.evaluate.decode import asr_prompt_ids, bos_ids, decode_cuts, training_log_rows
-    from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
-    from jstip.rejects import RejectLog
-    from jstip.train.run import load_checkpoint
-
-    log = logging.getLogger("jstip.evaluate")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    ckpt_path = Path(checkpoint)
-    model, tokenizer, config = load_checkpoint(ckpt_path)
-    threads = threads or config.get("num_threads")
-    if threads:
-        torch.set_num_threads(int(threads))
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model = model.to(device)
-    meta = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
-    step = meta.get("global_step")
-    del meta
-
-    cuts = CutSet.from_file(cuts_path)
-    if max_utterances is not None:
-        cuts = cuts.subset(first=max_utterances)
-    cuts = cuts.to_eager()
-    refs = refs_from_cuts(cuts)
-    rejects = RejectLog(out / "rejected.jsonl", "evaluate")
-    hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
-                       batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress)
-    result = score(refs, hyps, normalizer=normalizer)
-
-    if spoken_tasks:
-        from jstip.evaluate.spoken_eval import run_spoken_tasks
-
-        summary, per_item = run_spoken_tasks(model, tokenizer, bos_ids(tokenizer, config), voice=voice,
-                                             limit=spoken_items, shots=shots, max_new_tokens=response_tokens,
-                                             batch_size=batch_size, progress=progress)
-        result.update(summary)
-        task_dir = out / "spoken_tasks"
-        task_dir.mkdir(exist_ok=True)
-        for name, rows in per_item.items():
-            with open(task_dir / f"{name}.jsonl", "w", encoding="utf-8") as f:
-                for row in rows:
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-
-    exp_dir = ckpt_path.resolve().parent.parent
-    log_rows = training_log_rows(exp_dir, step)
-    train_log = None
-    if log_rows:
-        train_log = out / "train" / "metrics.jsonl"
-        train_log.parent.mkdir(exist_ok=True)
-        train_log.write_text("\n".join(log_rows) + "\n", encoding="utf-8")
-    else:
-        log.warning("no training log at %s: the report will have no learning curve", exp_dir / "metrics.jsonl")
-    result["evaluate"] = {
-        "checkpoint": str(ckpt_path.resolve()), "step": step, "cuts": str(Path(cuts_path).resolve()),
-        "decoding": "greedy" if num_beams == 1 else f"beam search, {num_beams} beams",
-        "num_beams": num_beams, "max_new_tokens": max_new_tokens, "max_utterances": max_utterances,
-        "device": str(device),
-        "training_log": str(exp_dir / "metrics.jsonl") if log_rows else None,
-        "training_log_copy": str(train_log) if train_log else None,
-        "spoken_tasks": {"voice": voice, "items_per_task": spoken_items, "shots": shots,
-                         "response_tokens": response_tokens} if spoken_tasks else None,
-    }
-    write_scores(result, out)
-    return {k: v for k, v in result.items() if k != "utterances"}
 
 
 @click.command(name="evaluate", context_settings={"help_option_names": ["-h", "--help"]})
@@ -146,13 +54,15 @@ def cli(checkpoint: str, cuts_path: str, out_dir: str, num_beams: int, batch_siz
           --cuts mini/test/cuts.jsonl.gz --out exp/tiny/eval --beam 4
       jstip report exp/asr_only/eval exp/tiny/eval --out exp/report.html
     """
+    from jstip.evaluate.decode import evaluate_checkpoint
     from jstip.evaluate.scoring import summary_line
 
     try:
-        metrics = evaluate(checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size,
-                           max_utterances=max_utterances, max_new_tokens=max_new_tokens, spoken_tasks=spoken_tasks,
-                           voice=voice, spoken_items=spoken_items, shots=shots, response_tokens=response_tokens,
-                           normalizer=normalizer, device=device, threads=threads, progress=progress)
+        metrics = evaluate_checkpoint(
+            checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size, max_utterances=max_utterances,
+            max_new_tokens=max_new_tokens, spoken_tasks=spoken_tasks, voice=voice, spoken_items=spoken_items,
+            shots=shots, response_tokens=response_tokens, normalizer=normalizer, device=device, threads=threads,
+            progress=progress)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     line = f"{metrics['num_utterances']} utterances: {summary_line(metrics)}"
