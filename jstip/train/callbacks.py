@@ -73,9 +73,10 @@ class MetricsJsonl(L.Callback):
         self._t0 = now
 
     def on_train_end(self, trainer, pl_module) -> None:
-        # Under DDP every rank must hold the same weights: a fingerprint per rank makes that checkable.
+        # Under DDP every rank must hold the same weights: a fingerprint per rank makes that checkable. Parameters only:
+        # batch-norm statistics are rank-local between DDP's buffer broadcasts (rank 0's win at every forward).
         digest = hashlib.sha256()
-        for name, p in sorted(pl_module.model.state_dict().items()):
+        for name, p in sorted(pl_module.model.named_parameters()):
             digest.update(name.encode())
             digest.update(p.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
         self._write(f"batches.rank{trainer.global_rank}.jsonl",
