@@ -63,7 +63,7 @@ def cli(checkpoint: str, cuts_path: str, out_dir: str, num_beams: int, batch_siz
             max_new_tokens=max_new_tokens, spoken_tasks=spoken_tasks, voice=voice, spoken_items=spoken_items,
             shots=shots, response_tokens=response_tokens, normalizer=normalizer, device=device, threads=threads,
             progress=progress)
-    except ValueError as err:
+    except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     line = f"{metrics['num_utterances']} utterances: {summary_line(metrics)}"
     mg = metrics.get("modality_gap") or {}

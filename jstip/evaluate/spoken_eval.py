@@ -169,10 +169,17 @@ def run_spoken_tasks(model, tokenizer, bos: list[int], voice: str = DEFAULT_VOIC
 
     def mcq(skipped: list[dict]) -> dict:
         items = _speakable(load_mcq()[:limit], spoken_text, speak, skipped)
+        from tqdm import tqdm
+
         fn = speechlm_letter_logprobs(model, tokenizer, items, speak, bos, shots)
-        if progress:
-            log.info("modality gap: %d items, text and speech", len(items))
-        return modality_gap(items, fn)
+        with tqdm(total=2 * len(items), desc="modality gap", unit="prompt", disable=not progress,
+                  dynamic_ncols=True) as bar:
+
+            def counted(item: Mapping, modality: str) -> dict[str, float]:
+                bar.update(1)
+                return fn(item, modality)
+
+            return modality_gap(items, counted)
 
     def instructions(skipped: list[dict]) -> dict:
         items = _speakable(load_items()[:limit], lambda x: x["prompt"], speak, skipped)

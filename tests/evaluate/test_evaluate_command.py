@@ -198,3 +198,14 @@ def test_an_item_the_voice_cannot_speak_is_skipped_and_the_tasks_go_on(tiny_run)
     assert "cannot speak" in qa["skipped"][0]["reason"]
     assert [r["id"] for r in per_item["spoken_qa"]] == [load_qa()[0]["id"], load_qa()[2]["id"]]
     assert summary["modality_gap"]["num_items"] == 3 and summary["instruction_following"]["num_items"] == 3
+
+
+def test_a_checkpoint_not_written_by_jstip_train_is_named(mini_corpus, tmp_path):
+    import torch
+
+    foreign = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}}, foreign)
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(foreign), "--cuts",
+                                       str(mini_corpus / "test" / "cuts.jsonl.gz"), "--out", str(tmp_path / "e")])
+    assert result.exit_code == 1
+    assert "other.ckpt" in result.output and "not a jstip training checkpoint" in result.output
