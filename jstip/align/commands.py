@@ -19,13 +19,15 @@ import click
 @click.option("--shard", default=None, help="Align only shard i of N (i/N, by position in the input).")
 @click.option("--phones/--no-phones", default=False, show_default=True,
               help="pocketsphinx: also write alignment['phone'] (about 2.5x slower).")
+@click.option("--mismatch-check/--no-mismatch-check", default=True, show_default=True,
+              help="pocketsphinx: reject alignments whose word scores say the transcript does not match the audio.")
 @click.option("--model", "model_path", type=click.Path(exists=True, dir_okay=False), help="ctc: the .nemo model.")
 @click.option("--mfa-dictionary", default="english_us_arpa", show_default=True, help="mfa: dictionary name or path.")
 @click.option("--mfa-acoustic-model", default="english_us_arpa", show_default=True,
               help="mfa: acoustic model name or path.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
-def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, model_path, mfa_dictionary,
+def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, mismatch_check, model_path, mfa_dictionary,
         mfa_acoustic_model, quiet):
     """Forced alignment: fill supervision.alignment["word"] of every cut.
 
@@ -52,6 +54,8 @@ def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, model_pat
     options: dict = {}
     if aligner_name == "pocketsphinx":
         options["phones"] = phones
+        if not mismatch_check:
+            options.update(max_poor_share=float("inf"), min_mean_score=float("-inf"))
     elif aligner_name == "ctc":
         if not model_path:
             raise click.UsageError("--aligner ctc needs --model PATH.nemo")

@@ -34,10 +34,14 @@ class PocketsphinxAligner(Aligner):
 
     Args:
         phones: also write ``alignment["phone"]`` (a second decoding pass: about 2.5x the time of words alone).
-        min_frame_score: reject an alignment whose mean acoustic log-score per spoken frame (pocketsphinx log base
-            1.0001, relative to the best senone of each frame) is below this: the text is then very unlikely to be
-            what was said. The default only catches gross mismatches; matched speech scores about -10000 (real) to
-            -40000 (synthetic voices far from the model's training data).
+        poor_word_score, max_poor_share, min_mean_score: the transcript-mismatch check. A word's score is its mean
+            acoustic log-score per frame (pocketsphinx log base 1.0001, relative to the best path through the
+            acoustic model alone, so 0 is a perfect fit). An alignment is rejected when at least ``max_poor_share``
+            of its words score below ``poor_word_score``, or its mean word score is below ``min_mean_score``.
+            Measured here: matched real speech (pocketsphinx-testdata) has mean word scores of -9000 to -13000 and no
+            poor word; matched synthetic speech (espeak, festival; 6 voices) -9600 to -39000 and at most 36% poor
+            words; the testdata utterances paired with each other's transcripts, where a path exists at all,
+            mostly -34000 to -85000 with 25-100% poor words.
         refine_db: word edges next to a pause (or the utterance edge) are moved inward past frames quieter than the
             utterance's loudest 10 ms frame minus this many dB: the silence model absorbs breath noise and decay
             tails poorly, so the word otherwise runs on into the pause. None: keep the decoder's edges.
@@ -46,11 +50,14 @@ class PocketsphinxAligner(Aligner):
 
     name = "pocketsphinx"
 
-    def __init__(self, phones: bool = False, min_frame_score: float = -60000.0, refine_db: float | None = 30.0,
+    def __init__(self, phones: bool = False, poor_word_score: float = -40000.0, max_poor_share: float = 0.5,
+                 min_mean_score: float = -50000.0, refine_db: float | None = 30.0,
                  hmm: str | None = None, dict: str | None = None) -> None:  # noqa: A002 - pocketsphinx's name
         self.phones = phones
         self.refine_db = refine_db
-        self.min_frame_score = min_frame_score
+        self.poor_word_score = poor_word_score
+        self.max_poor_share = max_poor_share
+        self.min_mean_score = min_mean_score
         self.hmm = hmm
         self.dict = dict
         self._decoders = None
@@ -114,13 +121,25 @@ class PocketsphinxAligner(Aligner):
             raise AlignmentError("no alignment path at default beams, wide beams or 5 ms frames: the text does not "
                                  "match the audio "
                                  "(wrong transcript, or speech too noisy or too far from the acoustic model)")
-        if score < self.min_frame_score:
-            raise AlignmentError(f"acoustic match too poor (mean score {score:.0f} per frame < {self.min_frame_score:.0f}"
-                                 "): the text probably does not match the audio")
         spans = fold_tokens(words, tokens_per_word, segs, phones)
+        self._check_match(spans)
         if self.refine_db is not None:
             refine_pause_edges(spans, audio, self.refine_db)
         return spans
+
+    def _check_match(self, spans: list[WordSpanTime]) -> None:
+        """Raise ``AlignmentError`` when the word scores say the transcript does not match the audio."""
+        scored = [s for s in spans if s.score is not None]
+        if not scored:
+            return
+        poor = sorted((s for s in scored if s.score < self.poor_word_score), key=lambda s: s.score)
+        mean = float(np.mean([s.score for s in scored]))
+        if len(poor) >= self.max_poor_share * len(scored) or mean < self.min_mean_score:
+            worst = ", ".join(f"{s.word!r} at {s.start:.2f}s" for s in poor[:3])
+            raise AlignmentError(f"the transcript does not match the audio: {len(poor)} of {len(scored)} words fit "
+                                 f"poorly (score < {self.poor_word_score:.0f}; worst: {worst or 'none'}), mean word "
+                                 f"score {mean:.0f}; check the transcript (or loosen poor_word_score/max_poor_share "
+                                 "for speech far from the en-us model)")
 
     def _decode(self, decoder, frame: float, pcm: bytes, token_text: str, n_tokens: int):
         """(token segments [(start_s, end_s, score)], phones [(token index, phone, start_s, end_s)], mean score) or

@@ -189,3 +189,18 @@ def test_fast_speech_aligned_at_5ms_frames():
     assert aligner.attempts == {2: 1}
     errors = [abs(s.start - w.start) for s, w in zip(spans, syn.words)][1:]  # the first start sits in silence
     assert np.mean(errors) < 0.05
+
+
+@pytest.mark.skipif(not TESTDATA.exists(), reason="pocketsphinx-testdata not installed")
+def test_wrong_transcript_on_real_speech_is_caught_by_word_scores():
+    """A real recording with another utterance's transcript: a path exists, but most words fit poorly."""
+    from jstip.align.pocketsphinx import PocketsphinxAligner
+
+    audio, _ = sf.read(TESTDATA / "librivox" / "sense_and_sensibility_01_austen_64kb-0920.wav", dtype="float32")
+    wrong = "he might even have been made amiable himself"
+    with pytest.raises(AlignmentError, match="does not match the audio"):
+        get_aligner("pocketsphinx").align_audio(audio, wrong)
+    unchecked = PocketsphinxAligner(max_poor_share=float("inf"), min_mean_score=float("-inf"))
+    assert len(unchecked.align_audio(audio, wrong)) == 8  # without the check it would be accepted
+    right = "had he married a more a amiable woman he might have been made still more respectable than he was"
+    assert len(get_aligner("pocketsphinx").align_audio(audio, right)) == len(right.split())
