@@ -99,3 +99,33 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_ov
     assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 2
     assert not (ckpts / "step000004.ckpt").exists()
     assert [r["step"] for r in train_rows(tmp_path / "nan")] == [1, 2, 3]
+
+
+def test_stage2_lora_from_stage1_then_decode(tiny_overrides, tmp_path, mini_corpus):
+    """Stage 2 starts from the stage-1 weights; with LoRA the LLM's own weights stay put while LoRA weights, encoder
+    and adapter train; the checkpoint loads back for decoding (greedy and beam)."""
+    from lhotse import CutSet
+
+    from jstip.train.run import load_checkpoint
+
+    quick = {"trainer.max_steps": 2, "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
+             "data.dev_cuts": "null"}
+    assert run_cli(["--config-name", "tiny", *tiny_overrides("s1", **{"train.stage": 1, **quick})]).exit_code == 0
+    s1 = tmp_path / "s1" / "checkpoints" / "last.ckpt"
+    result = run_cli(["--config-name", "tiny", *tiny_overrides("s2", **{
+        "train.stage": 2, "train.lora.enabled": "true", "model.init_from": str(s1), **quick})])
+    assert result.exit_code == 0, result.output
+    before, after = _state(s1), _state(tmp_path / "s2" / "checkpoints" / "last.ckpt")
+    lora = [k for k in after if "lora_" in k]
+    assert lora and any(not torch.equal(after[k], torch.zeros_like(after[k])) for k in lora if "lora_B" in k)
+    base = {k.replace("base_model.model.", "").replace(".base_layer", ""): v for k, v in after.items()
+            if k.startswith("model.llm.") and "lora_" not in k}
+    assert set(base) == {k for k in before if k.startswith("model.llm.")}
+    assert all(torch.equal(before[k], base[k]) for k in base)
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder.encoder.layers"))
+    model, tok, cfg = load_checkpoint(tmp_path / "s2" / "checkpoints" / "last.ckpt")
+    assert cfg["train"]["stage"] == 2
+    cuts = list(CutSet.from_file(mini_corpus / "dev" / "cuts.jsonl.gz"))[:2]
+    greedy = model.transcribe(cuts, tok, max_new_tokens=8)
+    beam = model.transcribe(cuts, tok, max_new_tokens=8, num_beams=2)
+    assert len(greedy) == len(beam) == 2 and all(isinstance(h, str) for h in greedy + beam)
