@@ -139,7 +139,9 @@ def check_instruction(response: str, instruction: Mapping, loose: bool = False) 
     validate_instruction(instruction)
     check = CHECKS[instruction["type"]][1]
     if not loose:
-        return bool(check(response, instruction))
+        # As IFEval: an empty response follows no instruction (else "no commas" would pass on silence, strictly
+        # but not loosely).
+        return bool(response.strip()) and bool(check(response, instruction))
     return any(v.strip() and check(v, instruction) for v in loose_variants(response))
 
 

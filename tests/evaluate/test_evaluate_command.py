@@ -209,3 +209,14 @@ def test_a_checkpoint_not_written_by_jstip_train_is_named(mini_corpus, tmp_path)
                                        str(mini_corpus / "test" / "cuts.jsonl.gz"), "--out", str(tmp_path / "e")])
     assert result.exit_code == 1
     assert "other.ckpt" in result.output and "not a jstip training checkpoint" in result.output
+
+
+def test_an_empty_response_follows_no_instruction_strictly_or_loosely():
+    """A model that stops at once (EOS first) must not score on "no commas" and the like (IFEval's rule)."""
+    from jstip.evaluate.instructions import check_instruction, score_responses
+
+    no_commas = {"type": "no_commas"}
+    assert check_instruction("fine by me", no_commas) and check_instruction("fine by me", no_commas, loose=True)
+    assert not check_instruction("", no_commas) and not check_instruction(" \n", no_commas, loose=True)
+    result = score_responses([{"id": "x", "prompt": "p", "instructions": [no_commas]}], {"x": ""})
+    assert result["prompt_strict"] == 0 and result["prompt_loose"] == 0
