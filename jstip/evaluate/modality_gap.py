@@ -185,7 +185,7 @@ def modality_gap(
     errors_text = np.array([not r["correct_text"] for r in rows], dtype=np.float64)
     errors_speech = np.array([not r["correct_speech"] for r in rows], dtype=np.float64)
     _, low, high, _ = paired_bootstrap(errors_text, errors_speech, np.ones(len(rows)), num_samples, seed)
-    out["gap_interval"] = [-high, -low]
+    out["gap_interval"] = [0.0 - high, 0.0 - low]  # 0.0 - x: no "-0.00" in reports
     out["agreement"] = sum(r["pred_text"] == r["pred_speech"] for r in rows) / len(rows)
     by_subject: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
