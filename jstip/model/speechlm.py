@@ -79,11 +79,11 @@ class SpeechLM(nn.Module):
             pieces.append(piece)
         return torch.cat(pieces) if pieces else out.new_zeros(0, out.shape[-1])
 
-    def _speech_params_zero(self) -> torch.Tensor:
+    def _speech_params_zero(self, device) -> torch.Tensor:
         # A batch without speech still touches the trainable speech parameters, so that DDP sees a gradient (0) for
         # every parameter on every rank.
         params = [p for m in (self.encoder, self.adapter) for p in m.parameters() if p.requires_grad]
-        return sum((p.sum() * 0.0 for p in params), torch.zeros(()))
+        return sum((p.sum() * 0.0 for p in params), torch.zeros((), device=device))
 
     def embed(self, batch: SpeechLMBatch) -> torch.Tensor:
         """(B, L, D_llm) input embeddings: token embeddings, with the adapter's frames at the speech positions."""
@@ -92,7 +92,7 @@ class SpeechLM(nn.Module):
         if n_speech != int(batch.stream_frames.sum()):
             raise ValueError(f"batch has {n_speech} speech positions but {int(batch.stream_frames.sum())} frames")
         if batch.audio.shape[0] == 0:
-            return embeds + self._speech_params_zero().to(embeds.dtype)
+            return embeds + self._speech_params_zero(embeds.device).to(embeds.dtype)
         frames = self.encode_streams(batch.audio, batch.audio_lens, batch.stream_frames).to(embeds.dtype)
         # masked_scatter fills the True positions in row-major order: the contract's scatter order.
         return embeds.masked_scatter(batch.speech_mask.unsqueeze(-1), frames)

@@ -1,7 +1,7 @@
 """Hydra entry point: ``python -m jstip.train --config-name tiny key=value ...`` (same as ``jstip train``).
 
 Options before the overrides: ``--config-name NAME`` (a packaged config in ``jstip/conf``, default ``tiny``),
-``--config-dir DIR`` (also search DIR for configs), ``--cfg`` (print the composed config and exit).
+``--config-dir DIR`` (take the config from DIR; its defaults list may name packaged configs), ``--cfg`` (print the composed config and exit).
 """
 
 from __future__ import annotations
@@ -13,18 +13,21 @@ import sys
 def compose(config_name: str = "tiny", overrides: list[str] | None = None, config_dir: str | None = None):
     """The run config: a packaged (or ``config_dir``) YAML with Hydra ``key=value`` overrides applied."""
     from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
+    from hydra import initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = list(overrides or [])
+    GlobalHydra.instance().clear()
     if config_dir:
         from pathlib import Path
 
-        overrides.append(f"hydra.searchpath=[file://{Path(config_dir).resolve()}]")
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="jstip.conf", version_base=None):
+        # The user's folder is the primary search path; the packaged configs stay reachable from its defaults lists.
+        overrides.append("hydra.searchpath=[pkg://jstip.conf]")
+        init = initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None)
+    else:
+        init = initialize_config_module(config_module="jstip.conf", version_base=None)
+    with init:
         return hydra_compose(config_name=config_name, overrides=overrides)
-
 
 def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
             config_dir = args.pop(0)
         elif a == "--cfg":
             print_only = True
+        elif a in ("-h", "--help"):
+            print(__doc__.strip() + "\n\nExample: python -m jstip.train --config-name tiny "
+                  "data.train_cuts=mini/train/cuts.jsonl.gz exp_dir=exp/tiny trainer.max_steps=200")
+            return 0
         else:
             overrides.append(a)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")

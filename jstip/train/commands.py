@@ -11,7 +11,7 @@ import click
                                                "help_option_names": ["-h", "--help"]})
 @click.option("--config-name", "-cn", default="tiny", show_default=True,
               help="Packaged config in jstip/conf (tiny, smollm2_stage1, smollm2_stage2, llm7b_stage1, ...).")
-@click.option("--config-dir", "-cd", default=None, help="Also look for configs in this folder.")
+@click.option("--config-dir", "-cd", default=None, help="Take --config-name from this folder (its defaults may name packaged configs, e.g. tiny).")
 @click.option("--cfg", "print_cfg", is_flag=True, help="Print the composed config and exit.")
 @click.pass_context
 def cli(ctx: click.Context, config_name: str, config_dir: str | None, print_cfg: bool) -> None:

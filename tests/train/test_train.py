@@ -129,3 +129,11 @@ def test_stage2_lora_from_stage1_then_decode(tiny_overrides, tmp_path, mini_corp
     greedy = model.transcribe(cuts, tok, max_new_tokens=8)
     beam = model.transcribe(cuts, tok, max_new_tokens=8, num_beams=2)
     assert len(greedy) == len(beam) == 2 and all(isinstance(h, str) for h in greedy + beam)
+
+
+def test_a_user_config_dir_can_build_on_packaged_configs(tmp_path):
+    from jstip.train.__main__ import compose
+
+    (tmp_path / "mine.yaml").write_text("defaults:\n  - tiny\n  - _self_\ntrain:\n  stage: 1\n")
+    cfg = compose("mine", ["exp_dir=x", "data.train_cuts=y"], config_dir=str(tmp_path))
+    assert cfg.train.stage == 1 and cfg.model.llm.kind == "tiny"
