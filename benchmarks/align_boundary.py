@@ -140,18 +140,21 @@ def main() -> None:
                 rows.append(dict(voice=voice, aligner=aligner.name, utterances=len(cuts), rejected=rejected,
                                  mean_abs_ms=report.get("mean_abs_ms"), within_20ms=report.get("within_20ms"),
                                  within_50ms=report.get("within_50ms"), rtf_per_core=round(rtf, 1),
+                                 ref_pauses=report.get("ref_pauses"), pause_recall=report.get("pause_recall"),
+                                 spurious_pauses=report.get("spurious_pauses"),
                                  audio_s=round(sum(c.duration for c in cuts), 1)))
     # Overall per aligner (boundary-weighted means over voices).
     names = list(dict.fromkeys(r["aligner"] for r in rows))
     baseline = {}
     print(f"{'voice':34s} {'aligner':13s} {'utts':>4s} {'rej':>3s} {'mean ms':>8s} {'<=20ms':>7s} {'<=50ms':>7s} "
-          f"{'x RT/core':>9s} {'err/even':>8s}")
+          f"{'x RT/core':>9s} {'err/even':>8s} {'pauses kept':>11s} {'spurious':>8s}")
     for r in rows:
         if r["aligner"] == "even":
             baseline[r["voice"]] = r["mean_abs_ms"]
         ratio = (r["mean_abs_ms"] / baseline[r["voice"]]) if baseline.get(r["voice"]) else float("nan")
         print(f"{r['voice']:34s} {r['aligner']:13s} {r['utterances']:4d} {r['rejected']:3d} {r['mean_abs_ms']:8.1f} "
-              f"{r['within_20ms']:7.3f} {r['within_50ms']:7.3f} {r['rtf_per_core']:9.1f} {ratio:8.2f}")
+              f"{r['within_20ms']:7.3f} {r['within_50ms']:7.3f} {r['rtf_per_core']:9.1f} {ratio:8.2f} "
+              f"{r['pause_recall'] if r['pause_recall'] is not None else float('nan'):11.2f} {r['spurious_pauses']:8d}")
     print()
     summary = {}
     for name in names:
@@ -163,11 +166,15 @@ def main() -> None:
             within_50ms=round(float(np.mean([r["within_50ms"] for r in mine])), 3),
             rtf_per_core=round(audio / sum(r["audio_s"] / r["rtf_per_core"] for r in mine), 1),
             rejected=sum(r["rejected"] for r in mine),
+            pause_recall=round(sum(r["pause_recall"] * r["ref_pauses"] for r in mine if r["ref_pauses"])
+                               / max(1, sum(r["ref_pauses"] for r in mine)), 3),
+            spurious_pauses=sum(r["spurious_pauses"] for r in mine),
         )
         s = summary[name]
         print(f"ALL {name:13s} mean {s['mean_abs_ms']:.1f} ms, {100 * s['within_20ms']:.1f}% <=20 ms, "
               f"{100 * s['within_50ms']:.1f}% <=50 ms, {s['rtf_per_core']:.0f}x real time per core, "
-              f"{s['rejected']} rejected")
+              f"{s['rejected']} rejected, {100 * s['pause_recall']:.0f}% of pauses kept, "
+              f"{s['spurious_pauses']} spurious")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "summary": summary}, indent=1))
 

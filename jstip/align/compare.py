@@ -38,6 +38,23 @@ def _trim(times: list[tuple[str, float, float]], audio: np.ndarray) -> list[tupl
     return [(w, s, e) for (w, _, _), (s, e) in zip(times, tightened)]
 
 
+PAUSE_REF = 0.1  # a gap of at least this between two reference words is a pause
+PAUSE_HYP = 0.05  # ... and the hypothesis keeps it if its gap there is at least this
+
+
+def _pauses(ref, hyp) -> tuple[int, int, int]:
+    """(reference pauses, of them kept by the hypothesis, hypothesis pauses where the reference has none)."""
+    n_ref = kept = spurious = 0
+    for k in range(len(ref) - 1):
+        ref_gap, hyp_gap = ref[k + 1][1] - ref[k][2], hyp[k + 1][1] - hyp[k][2]
+        if ref_gap >= PAUSE_REF - 1e-9:
+            n_ref += 1
+            kept += hyp_gap >= PAUSE_HYP - 1e-9
+        elif hyp_gap >= PAUSE_REF - 1e-9 and ref_gap < PAUSE_HYP:
+            spurious += 1
+    return n_ref, kept, spurious
+
+
 def _stats(start_err: np.ndarray, end_err: np.ndarray) -> dict:
     both = np.concatenate([start_err, end_err])
     if both.size == 0:
@@ -64,11 +81,14 @@ def compare_alignments(ref_cuts, hyp_cuts, trim_to_voiced: bool = True) -> dict:
     Returns:
         ``{"overall": {...}, "utterances": {cut_id: {...}}, "missing": [ids], "mismatched": [ids]}`` where each
         stats dict has ``n_words``, ``mean_abs_start_ms``, ``mean_abs_end_ms``, ``mean_abs_ms``, ``within_20ms``,
-        ``within_50ms`` (shares in [0, 1]).
+        ``within_50ms`` (shares in [0, 1]), and pause agreement on the raw times: ``ref_pauses`` (gaps of at least
+        100 ms between reference words), ``kept_pauses``/``pause_recall`` (of those, where the hypothesis has a gap of
+        at least 50 ms) and ``spurious_pauses`` (hypothesis gaps of at least 100 ms where the reference has under
+        50 ms).
     """
     hyp_by_id = {c.id: c for c in hyp_cuts}
     per_utt, missing, mismatched = {}, [], []
-    all_start, all_end = [], []
+    all_start, all_end, all_pauses = [], [], []
     for ref in ref_cuts:
         hyp = hyp_by_id.get(ref.id)
         ref_times = _word_times(ref)
@@ -79,16 +99,21 @@ def compare_alignments(ref_cuts, hyp_cuts, trim_to_voiced: bool = True) -> dict:
         if hyp_times is None or [w for w, _, _ in hyp_times] != [w for w, _, _ in ref_times]:
             mismatched.append(ref.id)
             continue
+        pauses = _pauses(ref_times, hyp_times)  # on the raw times: pauses are what segmentation sees
+        all_pauses.append(pauses)
         if trim_to_voiced:
             audio = load_cut_audio(ref)
             ref_times, hyp_times = _trim(ref_times, audio), _trim(hyp_times, audio)
         start_err = np.array([abs(h[1] - r[1]) for r, h in zip(ref_times, hyp_times)])
         end_err = np.array([abs(h[2] - r[2]) for r, h in zip(ref_times, hyp_times)])
         per_utt[ref.id] = _stats(start_err, end_err)
+        per_utt[ref.id].update(ref_pauses=pauses[0], kept_pauses=pauses[1], spurious_pauses=pauses[2])
         all_start.append(start_err)
         all_end.append(end_err)
     overall = _stats(np.concatenate(all_start) if all_start else np.zeros(0),
                      np.concatenate(all_end) if all_end else np.zeros(0))
     overall["n_utterances"] = len(per_utt)
+    n_ref, kept, spurious = (int(sum(p[i] for p in all_pauses)) for i in range(3))
+    overall.update(ref_pauses=n_ref, pause_recall=round(kept / n_ref, 4) if n_ref else None, spurious_pauses=spurious)
     return {"overall": overall, "utterances": per_utt, "missing": missing, "mismatched": mismatched,
             "trim_to_voiced": trim_to_voiced}

@@ -2,8 +2,10 @@
 
 Per utterance: each transcript word becomes its dictionary tokens (``jstip.align.normalize``); tokens missing from
 cmudict get a letter-to-sound pronunciation (``jstip.align.pronounce``); the token sequence is aligned with
-``Decoder.set_align_text`` (optional silences between words); a second pass (``Decoder.set_alignment``) gives phone
-times. Tokens are folded back into one item per transcript word. An utterance that finds no alignment path at the
+``Decoder.set_align_text`` (optional silences between words); with ``phones=True`` a second pass
+(``Decoder.set_alignment``) gives phone times. Tokens are folded back into one item per transcript word, and word edges
+next to pauses are moved off silence. A transcript that does not match the audio is rejected, either because no path
+exists or because most words score poorly (``_check_match``). An utterance that finds no alignment path at the
 default beams is retried once with wider beams (as MFA does); if that fails too, once more at 5 ms frames, for speech
 whose phones are shorter than the model's 30 ms minimum at 10 ms frames (fast synthetic voices); then it is rejected.
 """
@@ -193,14 +195,21 @@ class PocketsphinxAligner(Aligner):
         return segs, phones, total / max(frames, 1)
 
 
-def refine_pause_edges(spans: list[WordSpanTime], audio: np.ndarray, drop_db: float, min_word: float = 0.03) -> None:
-    """Move word edges that border a pause (or the utterance edge) inward past quiet frames, in place.
+def refine_pause_edges(spans: list[WordSpanTime], audio: np.ndarray, drop_db: float, min_word: float = 0.03,
+                       min_pause: float = 0.1) -> None:
+    """Move word edges off silence, in place.
+
+    An edge that borders a pause the decoder found (or the utterance edge) moves inward past all quiet frames. An
+    edge between two words without a decoder pause moves only past a quiet run of at least ``min_pause`` (the decoder
+    sometimes lets a word swallow a short pause; shorter quiet runs are stop closures and stay in their word), so that
+    the pause shows as a gap between the items.
 
     Args:
         spans: monotonic word spans in seconds (zero-length ones are left alone).
         audio: (T,) 16 kHz samples.
         drop_db: frames below the loudest 10 ms frame of the utterance minus this are quiet.
         min_word: never shrink a word below this many seconds.
+        min_pause: shortest quiet run taken out of a word where the decoder found no pause.
     """
     hop = int(FRAME * 16000)
     n = len(audio) // hop
@@ -209,6 +218,8 @@ def refine_pause_edges(spans: list[WordSpanTime], audio: np.ndarray, drop_db: fl
     frames = audio[: n * hop].reshape(n, hop).astype(np.float64)
     energy = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
     loud = energy > energy.max() - drop_db
+    # Inside a word (no decoder pause) only deeper quiet counts: fricatives and closures can be 30 dB down.
+    audible = energy > energy.max() - drop_db - 5.0
     spoken = [i for i, s in enumerate(spans) if s.end > s.start]
     for j, i in enumerate(spoken):
         s = spans[i]
@@ -219,9 +230,12 @@ def refine_pause_edges(spans: list[WordSpanTime], audio: np.ndarray, drop_db: fl
         if idx.size == 0:
             continue
         start, end = s.start, s.end
-        if prev_end is None or s.start - prev_end >= FRAME - 1e-6:
+        heard = np.flatnonzero(audible[a:b])
+        lead_quiet = (heard[0] if heard.size else b - a) * FRAME
+        trail_quiet = (b - a - heard[-1] - 1 if heard.size else b - a) * FRAME
+        if prev_end is None or s.start - prev_end >= FRAME - 1e-6 or lead_quiet >= min_pause - 1e-6:
             start = max(start, (a + idx[0]) * FRAME)
-        if next_start is None or next_start - s.end >= FRAME - 1e-6:
+        if next_start is None or next_start - s.end >= FRAME - 1e-6 or trail_quiet >= min_pause - 1e-6:
             end = min(end, (a + idx[-1] + 1) * FRAME)
         if end - start >= min_word:
             s.start, s.end = round(float(start), 3), round(float(end), 3)
