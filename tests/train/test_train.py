@@ -137,3 +137,11 @@ def test_a_user_config_dir_can_build_on_packaged_configs(tmp_path):
     (tmp_path / "mine.yaml").write_text("defaults:\n  - tiny\n  - _self_\ntrain:\n  stage: 1\n")
     cfg = compose("mine", ["exp_dir=x", "data.train_cuts=y"], config_dir=str(tmp_path))
     assert cfg.train.stage == 1 and cfg.model.llm.kind == "tiny"
+
+
+def test_lr_schedule_warms_up_then_decays_linearly():
+    from jstip.train.module import lr_lambda
+
+    f = lr_lambda(warmup_steps=4, max_steps=14, min_ratio=0.1)
+    assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(4) == 1.0 and f(9) == pytest.approx(0.55) and f(14) == pytest.approx(0.1) and f(100) == pytest.approx(0.1)
