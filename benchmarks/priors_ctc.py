@@ -25,9 +25,10 @@ import torch
 @click.option("--lr", "lrs", multiple=True, type=float, default=[2e-3], show_default=True)
 @click.option("--minutes", "budgets", multiple=True, type=float, default=[3.0, 5.0], show_default=True)
 @click.option("--max-duration", default=60.0, show_default=True, help="Seconds of audio per batch.")
+@click.option("--subsampling-factor", type=int, help="Override the config's encoder subsampling.")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
-def main(corpus, lrs, budgets, max_duration, threads, out_dir):
+def main(corpus, lrs, budgets, max_duration, subsampling_factor, threads, out_dir):
     import lightning as L
     from nemo.collections.asr.models import ASRModel, EncDecCTCModel
 
@@ -48,14 +49,16 @@ def main(corpus, lrs, budgets, max_duration, threads, out_dir):
     for lr in lrs:
         for minutes in budgets:
             t0 = time.perf_counter()
-            result = train_ctc(corpus / "train" / "cuts.jsonl.gz", out_dir / f"lr{lr:g}_{minutes:g}min",
+            run_dir = out_dir / f"lr{lr:g}_{minutes:g}min_x{subsampling_factor or 'cfg'}"
+            result = train_ctc(corpus / "train" / "cuts.jsonl.gz", run_dir,
                                max_minutes=minutes, lr=lr, max_duration=max_duration, num_threads=threads,
-                               progress=False)
+                               subsampling_factor=subsampling_factor, progress=False)
             wall = time.perf_counter() - t0
             model = ASRModel.restore_from(str(result.nemo_path), map_location="cpu")
             last = [json.loads(x) for x in result.metrics_path.read_text().splitlines()][-1]
             record({"lr": lr, "minutes": minutes, "steps": result.steps, "elapsed_s": round(result.elapsed, 1),
                     "cpu_s": last["cpu_s"], "utterances_seen": last["items"], "max_duration": max_duration,
+                    "subsampling_factor": int(model.cfg.encoder.subsampling_factor),
                     "dev_wer": evaluate_ctc(model, dev)["wer"], "test_wer": evaluate_ctc(model, test)["wer"],
                     "run_wall_s": round(wall, 1)})
     L.seed_everything(0, verbose=False)

@@ -9,11 +9,10 @@ import click
 def cli():
     """Pretrain the speech encoder (CTC) and the tiny LLM (text) that a CPU-scale speech-LLM starts from.
 
+    \b
     Examples:
-
         jstip pretrain ctc --train-cuts data/mini/train/cuts.jsonl.gz --dev-cuts data/mini/dev/cuts.jsonl.gz \\
             --out exp/priors/ctc --max-minutes 5
-
         jstip pretrain text-lm --text data/mini/text/general.txt --text data/mini/text/domain.txt \\
             --out exp/priors/lm --max-minutes 2
     """
@@ -34,20 +33,22 @@ def _budget(max_minutes, max_steps):
               help="Speech-LLM config whose model.encoder sizes the Conformer: a packaged name or a YAML file.")
 @click.option("--lr", default=5e-3, show_default=True, help="Peak AdamW learning rate.")
 @click.option("--max-duration", default=60.0, show_default=True, help="Seconds of audio per batch.")
+@click.option("--subsampling-factor", type=int,
+              help="Encoder subsampling [default: the config's]; the speech-LLM's adapter stacks frames to 80 ms.")
 @click.option("--spec-augment/--no-spec-augment", default=False, show_default=True,
               help="NeMo SpecAugment (helps long runs, slows short ones).")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--num-threads", default=2, show_default=True, help="Torch CPU threads.")
-def ctc(train_cuts, dev_cuts, out_dir, max_minutes, max_steps, config, lr, max_duration, spec_augment, seed,
-        num_threads):
+def ctc(train_cuts, dev_cuts, out_dir, max_minutes, max_steps, config, lr, max_duration, subsampling_factor,
+        spec_augment, seed, num_threads):
     """Train a NeMo CTC model (80-mel preprocessor + ConformerEncoder, character vocabulary) on lhotse cuts.
 
     Writes OUT/ctc.nemo, OUT/metrics.jsonl (step, loss, lr, elapsed, cpu_s) and, with --dev-cuts, OUT/dev_wer.json
     and OUT/dev/{metrics.json,hyps.jsonl}. The speech-LLM starts from its encoder with
     `jstip train ... model.encoder.nemo_path=OUT/ctc.nemo`.
 
+    \b
     Example:
-
         jstip pretrain ctc --train-cuts data/mini/train/cuts.jsonl.gz --dev-cuts data/mini/dev/cuts.jsonl.gz \\
             --out exp/priors/ctc --max-minutes 5
     """
@@ -56,8 +57,8 @@ def ctc(train_cuts, dev_cuts, out_dir, max_minutes, max_steps, config, lr, max_d
 
     try:
         result = train_ctc(train_cuts, out_dir, dev_cuts=dev_cuts, max_minutes=max_minutes, max_steps=max_steps,
-                           config=config, lr=lr, max_duration=max_duration, spec_augment=spec_augment, seed=seed,
-                           num_threads=num_threads)
+                           config=config, lr=lr, max_duration=max_duration, subsampling_factor=subsampling_factor,
+                           spec_augment=spec_augment, seed=seed, num_threads=num_threads)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     line = f"{result.steps} steps in {result.elapsed / 60:.1f} min -> {result.nemo_path}"
@@ -67,8 +68,10 @@ def ctc(train_cuts, dev_cuts, out_dir, max_minutes, max_steps, config, lr, max_d
 
 
 @cli.command(name="text-lm")
-@click.option("--text", "texts", multiple=True, required=True, type=click.Path(dir_okay=False),
+@click.option("--text", "texts", multiple=True, type=click.Path(dir_okay=False),
               help="Text file, one sentence per line (repeatable); a cuts manifest (*.jsonl.gz) adds its transcripts.")
+@click.option("--transcripts", "transcripts", multiple=True, type=click.Path(dir_okay=False),
+              help="lhotse cuts manifest whose supervision texts are added as sentences (repeatable).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--max-minutes", type=float, help="Wall-clock training budget (the LR schedule ends with it).")
 @click.option("--max-steps", type=int, help="Step budget (the first budget reached stops training).")
@@ -80,26 +83,26 @@ def ctc(train_cuts, dev_cuts, out_dir, max_minutes, max_steps, config, lr, max_d
 @click.option("--held-out-fraction", default=0.02, show_default=True, help="Sentences kept for the perplexity.")
 @click.option("--seed", default=0, show_default=True)
 @click.option("--num-threads", default=2, show_default=True, help="Torch CPU threads.")
-def text_lm(texts, out_dir, max_minutes, max_steps, vocab_size, config, lr, batch_size, held_out_fraction, seed,
-            num_threads):
+def text_lm(texts, transcripts, out_dir, max_minutes, max_steps, vocab_size, config, lr, batch_size,
+            held_out_fraction, seed, num_threads):
     """Train a byte-level BPE tokenizer and a tiny Llama on text; save both (Hugging Face folder) into OUT.
 
     Each sentence is one document, <s> ... </s>. Writes OUT/metrics.jsonl and OUT/perplexity.json (held-out
     per-token perplexity, and the untrained model's for comparison). The speech-LLM starts from it with
     `jstip train ... model.llm.kind=hf model.llm.path=OUT model.tokenizer.kind=hf model.tokenizer.path=OUT`.
 
+    \b
     Example:
-
         jstip pretrain text-lm --text data/mini/text/general.txt --text data/mini/text/domain.txt \\
-            --out exp/priors/lm --max-minutes 2
+            --transcripts data/mini/train/cuts.jsonl.gz --out exp/priors/lm --max-minutes 2
     """
     _budget(max_minutes, max_steps)
     from jstip.priors.text_lm import train_text_lm
 
     try:
-        result = train_text_lm(texts, out_dir, max_minutes=max_minutes, max_steps=max_steps, vocab_size=vocab_size,
-                               config=config, lr=lr, batch_size=batch_size, held_out_fraction=held_out_fraction,
-                               seed=seed, num_threads=num_threads)
+        result = train_text_lm([*texts, *transcripts], out_dir, max_minutes=max_minutes, max_steps=max_steps,
+                               vocab_size=vocab_size, config=config, lr=lr, batch_size=batch_size,
+                               held_out_fraction=held_out_fraction, seed=seed, num_threads=num_threads)
     except (FileNotFoundError, ValueError) as err:
         raise click.ClickException(str(err)) from err
     line = f"{result.steps} steps in {result.elapsed / 60:.1f} min -> {result.out_dir}"

@@ -1,7 +1,7 @@
 """CTC pretraining of the speech encoder: a NeMo ``EncDecCTCModel`` on lhotse cuts, on the CPU, under a time budget.
 
-The model is NeMo's own (``AudioToMelSpectrogramPreprocessor`` 80 mels / 10 ms, ``ConformerEncoder``, ``ConvASRDecoder``)
-with the encoder sizes of the speech-LLM config (``jstip/conf/tiny.yaml``: ``model.encoder``), so
+The model is NeMo's own (``AudioToMelSpectrogramPreprocessor`` 80 mels / 10 ms, ``ConformerEncoder``,
+``ConvASRDecoder``) with the encoder sizes of the speech-LLM config (``jstip/conf/tiny.yaml``: ``model.encoder``), so
 ``jstip.model.encoder.nemo_encoder(ctc.nemo)`` gives the speech-LLM an encoder of exactly the shape it was configured
 for. The vocabulary is the characters of the *normalised* transcripts (:func:`jstip.evaluate.normalize.normalize_text`:
 lowercase, no punctuation), which is what WER is computed on, so CTC spends no capacity on case and punctuation.
@@ -46,7 +46,7 @@ def load_cuts(path: str | Path):
 
 
 def cut_text(cut) -> str:
-    """The cut's supervision texts joined by a space (the reference of :func:`jstip.evaluate.scoring.refs_from_cuts`)."""
+    """The cut's supervision texts joined by a space (as :func:`jstip.evaluate.scoring.refs_from_cuts` joins them)."""
     return " ".join(s.text for s in cut.supervisions if s.text)
 
 
@@ -253,8 +253,8 @@ class CTCResult:
 def train_ctc(train_cuts: str | Path, out_dir: str | Path, dev_cuts: str | Path | None = None,
               max_minutes: float | None = None, max_steps: int | None = None, config: str | Path = "tiny",
               lr: float = 2e-3, warmup_steps: int = 50, max_duration: float = 60.0, weight_decay: float = 1e-3,
-              spec_augment: bool = False, seed: int = 0, num_threads: int | None = None, callbacks=(),
-              progress: bool = True) -> CTCResult:
+              spec_augment: bool = False, subsampling_factor: int | None = None, seed: int = 0,
+              num_threads: int | None = None, callbacks=(), progress: bool = True) -> CTCResult:
     """Train a character CTC model with a ConformerEncoder of the speech-LLM's sizes; write ``out_dir/ctc.nemo``.
 
     Args:
@@ -265,6 +265,7 @@ def train_ctc(train_cuts: str | Path, out_dir: str | Path, dev_cuts: str | Path 
         max_minutes / max_steps: training budget; whichever is reached first stops training (at least one needed).
         config: packaged config name (``tiny``) or YAML path whose ``model.encoder`` gives the encoder sizes.
         lr: peak AdamW learning rate (warm-up, then cosine to 5 % over the budget).
+        subsampling_factor: overrides the config's (the speech-LLM's adapter stacks frames up to 80 ms either way).
         max_duration: seconds of audio per batch.
         callbacks: extra Lightning callbacks (benchmarks use them to snapshot the model).
 
@@ -288,6 +289,8 @@ def train_ctc(train_cuts: str | Path, out_dir: str | Path, dev_cuts: str | Path 
     train = load_cuts(train_cuts)
     dev = load_cuts(dev_cuts) if dev_cuts else None
     enc_sizes = encoder_sizes(config)
+    if subsampling_factor:
+        enc_sizes["subsampling_factor"] = int(subsampling_factor)
 
     vocabulary = build_vocabulary(cut_text(c) for c in train)
     dataset = CTCCutDataset(vocabulary)

@@ -34,10 +34,11 @@ def read_texts(paths) -> list[str]:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"text file not found: {path}")
-        if path.name.endswith(".jsonl.gz"):
+        if path.name.endswith((".jsonl.gz", ".jsonl")):
             from lhotse import CutSet
 
-            found = [s.text.strip() for c in CutSet.from_file(path) for s in c.supervisions if s.text and s.text.strip()]
+            found = [s.text.strip() for c in CutSet.from_file(path) for s in c.supervisions
+                     if s.text and s.text.strip()]
         else:
             with open(path, encoding="utf-8") as f:
                 found = [line.strip() for line in f if line.strip()]

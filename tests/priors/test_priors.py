@@ -32,7 +32,7 @@ def ctc_dir(mini_corpus, tmp_path_factory):
 def lm_dir(mini_corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("lm")
     result = run(["pretrain", "text-lm", "--text", str(mini_corpus / "text" / "domain.txt"),
-                  "--text", str(mini_corpus / "train" / "cuts.jsonl.gz"), "--out", str(out), "--max-steps", "40",
+                  "--transcripts", str(mini_corpus / "train" / "cuts.jsonl.gz"), "--out", str(out), "--max-steps", "40",
                   "--vocab-size", "300", "--held-out-fraction", "0.1", "--num-threads", "1"])
     assert result.exit_code == 0, result.output
     return out
@@ -155,3 +155,18 @@ def test_help_has_examples():
     for args in (["pretrain", "--help"], ["pretrain", "ctc", "--help"], ["pretrain", "text-lm", "--help"]):
         result = CliRunner().invoke(jstip_cli, args)
         assert result.exit_code == 0 and "jstip pretrain" in result.output
+
+
+def test_another_subsampling_still_gives_80_ms_positions(mini_corpus, tmp_path):
+    from jstip.model.build import build_speechlm
+    from jstip.model.encoder import nemo_encoder
+    from jstip.model.tokenizer import build_tokenizer
+
+    result = run(["pretrain", "ctc", "--train-cuts", str(mini_corpus / "train" / "cuts.jsonl.gz"), "--out",
+                  str(tmp_path), "--max-steps", "1", "--subsampling-factor", "2", "--num-threads", "1"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "dev_wer.json").exists()  # no --dev-cuts
+    assert nemo_encoder(tmp_path / "ctc.nemo").frame_shift == pytest.approx(0.02)
+    tok = build_tokenizer(["a tiny text", "another tiny text"], vocab_size=280)
+    model = build_speechlm({"encoder": {"nemo_path": str(tmp_path / "ctc.nemo")}, "adapter": {"hidden": 16}}, tok)
+    assert model.adapter.stack == 4
