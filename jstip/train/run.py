@@ -116,7 +116,7 @@ def train(cfg) -> Path:
     tcfg["precision"] = resolve_precision(str(tcfg.get("precision", "auto")))
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="step{step:06d}", auto_insert_metric_name=False,
                                  every_n_train_steps=int(cfg.checkpoint.every_n_steps), monitor="step", mode="max",
-                                 save_top_k=int(cfg.checkpoint.keep), save_last=True)
+                                 save_top_k=int(cfg.checkpoint.keep), save_last="link")
     callbacks = [checkpoint, MetricsJsonl(exp_dir), LearningRateMonitor(logging_interval="step")]
     trainer = L.Trainer(default_root_dir=str(exp_dir), strategy=strategy, callbacks=callbacks,
                         logger=_loggers(cfg, exp_dir), plugins=[AtomicCheckpointIO()], use_distributed_sampler=False,
