@@ -51,8 +51,8 @@ class MetricsJsonl(L.Callback):
         stats = getattr(pl_module, "_last_stats", None)
         pl_module._last_stats = None
         if stats is not None:
-            loss = outputs["loss"] if isinstance(outputs, dict) else outputs
-            self.losses.append(float(loss))
+            # Not ``outputs["loss"]``: Lightning divides that by accumulate_grad_batches.
+            self.losses.append(stats["loss"])
             self.tokens += stats["tokens"]
             self.positions += stats["positions"]
             self._write(f"batches.rank{trainer.global_rank}.jsonl",

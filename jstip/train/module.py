@@ -113,7 +113,7 @@ class SpeechLMModule(L.LightningModule):
                 f"resume from that checkpoint.")
         n_pos = int((batch.document_ids >= 0).sum())
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=max(1, out.num_tokens))
-        self._last_stats = {"tokens": out.num_tokens, "positions": n_pos, "speech": int(batch.speech_mask.sum()),
+        self._last_stats = {"loss": float(loss.detach()), "tokens": out.num_tokens, "positions": n_pos, "speech": int(batch.speech_mask.sum()),
                             "ids": list(batch.example_ids)}
         return loss
 

@@ -145,3 +145,20 @@ def test_lr_schedule_warms_up_then_decays_linearly():
     f = lr_lambda(warmup_steps=4, max_steps=14, min_ratio=0.1)
     assert [f(s) for s in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert f(4) == 1.0 and f(9) == pytest.approx(0.55) and f(14) == pytest.approx(0.1) and f(100) == pytest.approx(0.1)
+
+
+def test_gradient_accumulation_logs_one_row_per_optimiser_step_with_the_unscaled_loss(tiny_overrides, tmp_path):
+    import math
+
+    from jstip.model.tokenizer import load_tokenizer
+
+    args = tiny_overrides("acc", **{"trainer.max_steps": 2, "trainer.accumulate_grad_batches": 2,
+                                    "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
+                                    "data.dev_cuts": "null"})
+    assert run_cli(["--config-name", "tiny", *args]).exit_code == 0
+    rows = train_rows(tmp_path / "acc")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert [b["step"] for b in batches(tmp_path / "acc")] == [0, 0, 1, 1]
+    # A random model's loss is about ln(vocabulary size); Lightning's own output is divided by the accumulation.
+    vocab = len(load_tokenizer(tmp_path / "acc" / "tokenizer"))
+    assert abs(rows[0]["loss"] - math.log(vocab)) < 0.15 * math.log(vocab)
