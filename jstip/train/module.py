@@ -99,6 +99,9 @@ class SpeechLMModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx: int):
         if batch is None:  # nothing usable in this batch (the data module logged why)
+            if self.trainer.world_size > 1:
+                # Skipping on one rank only would leave the others waiting in the gradient all-reduce.
+                return sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
             return None
         out = self.model(batch)
         loss = out.loss
