@@ -69,13 +69,14 @@ def llm_sizes(config: str | Path = "tiny") -> dict:
 
 
 def split_held_out(lines: list[str], fraction: float, seed: int = 0) -> tuple[list[str], list[str]]:
-    """(train, held-out) by a seeded shuffle; at least one held-out line when there are two or more lines."""
-    order = list(range(len(lines)))
-    random.Random(seed).shuffle(order)
-    n_held = min(len(lines) - 1, max(1, round(fraction * len(lines)))) if fraction > 0 and len(lines) > 1 else 0
-    held = sorted(order[:n_held])
-    held_set = set(held)
-    return [l for i, l in enumerate(lines) if i not in held_set], [lines[i] for i in held]
+    """(train, held-out): a seeded share of the *distinct* sentences is held out, and every copy of a held-out
+    sentence leaves the training side (templated text repeats sentences; a held-out line also seen in training
+    would flatter the perplexity). At least one held-out sentence when there are two or more distinct ones."""
+    distinct = list(dict.fromkeys(lines))
+    random.Random(seed).shuffle(distinct)
+    n_held = min(len(distinct) - 1, max(1, round(fraction * len(distinct)))) if fraction > 0 else 0
+    held = set(distinct[:max(0, n_held)])
+    return [l for l in lines if l not in held], [l for l in dict.fromkeys(lines) if l in held]
 
 
 def encode_sentences(tokenizer, lines: list[str]) -> list[list[int]]:
@@ -235,7 +236,8 @@ def train_text_lm(texts, out_dir: str | Path, max_minutes: float | None = None, 
     result = TextLMResult(out_dir, trainer.global_step, schedule.elapsed(), held_out_ppl, untrained_ppl)
     (out_dir / "perplexity.json").write_text(json.dumps({
         "held_out_ppl": held_out_ppl, "untrained_ppl": untrained_ppl, "per": "token (BOS excluded, EOS included)",
-        "held_out_sentences": len(held_rows), "held_out_tokens": sum(len(r) - 1 for r in held_rows),
+        "held_out_sentences": len(held_rows), "held_out_seen_in_training": len(set(held_lines) & set(train_lines)),
+        "held_out_tokens": sum(len(r) - 1 for r in held_rows),
         "train_sentences": len(train_rows), "vocab_size": len(tokenizer), "steps": result.steps,
         "elapsed_s": round(result.elapsed, 1), "lr": lr, "batch_size": batch_size,
         "parameters": sum(p.numel() for p in llm.parameters())}, indent=1) + "\n")

@@ -170,3 +170,13 @@ def test_another_subsampling_still_gives_80_ms_positions(mini_corpus, tmp_path):
     tok = build_tokenizer(["a tiny text", "another tiny text"], vocab_size=280)
     model = build_speechlm({"encoder": {"nemo_path": str(tmp_path / "ctc.nemo")}, "adapter": {"hidden": 16}}, tok)
     assert model.adapter.stack == 4
+
+
+def test_held_out_sentences_never_occur_in_training():
+    from jstip.priors.text_lm import split_held_out
+
+    lines = [f"sentence {i % 7}" for i in range(70)]  # 7 distinct sentences, 10 copies each
+    train, held = split_held_out(lines, 0.3, seed=1)
+    assert len(held) == 2 and len(set(held)) == 2
+    assert not set(held) & set(train)
+    assert len(train) == 50  # every copy of a held-out sentence left the training side
