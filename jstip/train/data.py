@@ -18,15 +18,17 @@ log = logging.getLogger(__name__)
 
 
 def data_config(cfg):
-    """``jstip.data.dataset.DataConfig`` from the ``data`` section of a run config (file paths ignored)."""
+    """``jstip.data.dataset.DataConfig`` from the ``data`` section of a run config (file paths ignored).
+
+    Task weights given in the config replace the defaults whole: ``{asr: 1.0}`` means ASR only.
+    """
     from omegaconf import OmegaConf
 
-    from jstip.data.dataset import DataConfig
+    from jstip.data.dataset import as_data_config
 
     skip = {"train_cuts", "dev_cuts", "tts_cuts", "text_sources", "dev_max_batches", "dev_weights"}
     given = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in skip}
-    merged = OmegaConf.merge(OmegaConf.structured(DataConfig), given)
-    return OmegaConf.to_object(merged)
+    return as_data_config(given)
 
 
 def load_cuts(path):
