@@ -45,3 +45,35 @@ def tts_cuts_dir(tmp_path_factory) -> Path:
     ]
     synthesize_items(items, out, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def make_librispeech_tree(tmp_path_factory):
+    """A factory: ``make({part: {utt_id: TEXT}})`` writes a LibriSpeech-shaped tree and returns the folder holding
+    ``LibriSpeech/``: ``<part>/<spk>/<chapter>/<utt>.flac`` + ``<spk>-<chapter>.trans.txt``, spoken by espeak-ng with
+    one voice per speaker."""
+    import soundfile as sf
+
+    from jstip.tts import synthesize
+
+    voices = ["espeak:en-us+m2@170", "espeak:en-us+f3@160", "espeak:en-gb-x-rp+m3@165", "espeak:en-us+f2@175"]
+
+    def make(parts: dict[str, dict[str, str]]) -> Path:
+        root = tmp_path_factory.mktemp("ls") / "LibriSpeech"
+        speakers: list[str] = []
+        for part, utts in parts.items():
+            by_chapter: dict[Path, list[str]] = {}
+            for utt, text in utts.items():
+                spk, chapter, _ = utt.split("-")
+                if spk not in speakers:
+                    speakers.append(spk)
+                d = root / part / spk / chapter
+                d.mkdir(parents=True, exist_ok=True)
+                syn = synthesize(text.lower(), voices[speakers.index(spk) % len(voices)])
+                sf.write(d / f"{utt}.flac", syn.audio, 16000)
+                by_chapter.setdefault(d / f"{spk}-{chapter}.trans.txt", []).append(f"{utt} {text}")
+            for path, lines in by_chapter.items():
+                path.write_text("\n".join(lines) + "\n")
+        return root.parent
+
+    return make

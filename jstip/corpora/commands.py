@@ -63,7 +63,10 @@ def librispeech(corpus_dir, out_dir, parts, num_jobs):
     """
     from jstip.corpora.librispeech import prepare_librispeech
 
-    out = prepare_librispeech(corpus_dir, out_dir, parts=list(parts) or "auto", num_jobs=num_jobs)
+    try:
+        out = prepare_librispeech(corpus_dir, out_dir, parts=list(parts) or "auto", num_jobs=num_jobs)
+    except FileNotFoundError as e:
+        raise click.ClickException(str(e)) from e
     for part, cuts in out.items():
         click.echo(f"{part}: {len(cuts)} cuts -> {Path(out_dir) / part / 'cuts.jsonl.gz'}")
 

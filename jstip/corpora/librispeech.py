@@ -29,6 +29,16 @@ def prepare_librispeech(corpus_dir: str | Path, out_dir: str | Path, parts: str 
         corpus_dir = corpus_dir / "LibriSpeech"
     if not corpus_dir.is_dir():
         raise FileNotFoundError(f"LibriSpeech folder not found: {corpus_dir} (expected <dir>/LibriSpeech/<part>/...)")
+    if parts not in ("auto", "mini_librispeech"):  # lhotse's own selectors; a named part must be there
+        parts = [parts] if isinstance(parts, str) else list(parts)
+        missing = [corpus_dir / p for p in parts if not (corpus_dir / p).is_dir()]
+        if missing:
+            present = sorted(p.name for p in corpus_dir.iterdir() if p.is_dir())
+            raise FileNotFoundError(
+                f"LibriSpeech part {missing[0].name!r} not found: {missing[0]} is missing (present: "
+                f"{', '.join(present) or 'nothing'}); download https://www.openslr.org/resources/12/"
+                f"{missing[0].name}.tar.gz and unpack it so that {missing[0]} exists, or leave the part out"
+            )
     out_dir = Path(out_dir)
     manifests = lhotse_prepare(corpus_dir, dataset_parts=parts, output_dir=out_dir, num_jobs=num_jobs)
     if not manifests:

@@ -8,8 +8,6 @@ import pytest
 import soundfile as sf
 from lhotse import CutSet
 
-from jstip.tts import synthesize
-
 UTTS = {
     "1089-134686-0000": "HE HOPED THERE WOULD BE STEW FOR DINNER",
     "1089-134686-0001": "STUFF IT INTO YOU HIS BELLY COUNSELLED HIM",
@@ -23,20 +21,9 @@ def jstip(*args):
 
 
 @pytest.fixture(scope="module")
-def librispeech_tree(tmp_path_factory):
+def librispeech_tree(make_librispeech_tree):
     """dev-clean/<spk>/<chapter>/<utt>.flac + <spk>-<chapter>.trans.txt, spoken by espeak-ng."""
-    root = tmp_path_factory.mktemp("ls") / "LibriSpeech"
-    by_chapter = {}
-    for utt, text in UTTS.items():
-        spk, chapter, _ = utt.split("-")
-        d = root / "dev-clean" / spk / chapter
-        d.mkdir(parents=True, exist_ok=True)
-        syn = synthesize(text.lower(), "espeak:en-us+m2@170")
-        sf.write(d / f"{utt}.flac", syn.audio, 16000)
-        by_chapter.setdefault(d / f"{spk}-{chapter}.trans.txt", []).append(f"{utt} {text}")
-    for path, lines in by_chapter.items():
-        path.write_text("\n".join(lines) + "\n")
-    return root.parent
+    return make_librispeech_tree({"dev-clean": UTTS})
 
 
 def test_prepare_librispeech_keeps_text_as_is(librispeech_tree, tmp_path):
@@ -47,6 +34,16 @@ def test_prepare_librispeech_keeps_text_as_is(librispeech_tree, tmp_path):
     assert {c.supervisions[0].text for c in cuts} == set(UTTS.values())
     assert all(c.duration > 0.5 for c in cuts)
     assert cuts[0].load_audio().shape[0] == 1
+
+
+def test_prepare_librispeech_names_a_missing_part_and_where_to_get_it(librispeech_tree, tmp_path):
+    exe = Path(sys.executable).with_name("jstip")
+    r = subprocess.run([str(exe), "prepare", "librispeech", "--corpus-dir", str(librispeech_tree), "--out",
+                        str(tmp_path / "ls"), "--part", "dev-clean", "--part", "test-other"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "part 'test-other' not found" in r.stderr and "(present: dev-clean)" in r.stderr
+    assert "openslr.org/resources/12/test-other.tar.gz" in r.stderr
 
 
 def test_import_kaldi_dir_rejects_empty_transcripts(librispeech_tree, tmp_path):
