@@ -63,6 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: config {name!r} needs values for {', '.join(missing)} (add e.g. {missing[0]}=...)",
               file=sys.stderr)
         return 2
+    from jstip.train.run import check_required
+
+    try:
+        check_required(cfg)
+    except ValueError as e:
+        print(f"error: config {name!r}: {e}", file=sys.stderr)
+        return 2
     try:
         exp_dir = train(cfg)
     except NonFiniteLossError as e:

@@ -83,6 +83,27 @@ def build_model_and_tokenizer(cfg, exp_dir: Path, train_cuts=None):
     return model, tokenizer, lora
 
 
+def check_required(cfg) -> None:
+    """Every key listed in ``cfg.required`` is set (not null, not ``???``).
+
+    OmegaConf keeps a parent config's value when a child config says ``???``, so a packaged config marks what its
+    user must give in ``required`` instead, and this check names the missing override.
+    """
+    from omegaconf import OmegaConf
+
+    missing = []
+    for key in cfg.get("required") or []:
+        try:
+            value = OmegaConf.select(cfg, key, throw_on_missing=True)
+        except Exception:  # MissingMandatoryValue
+            value = None
+        if value is None or value == "???":
+            missing.append(key)
+    if missing:
+        raise ValueError("the config needs " + ", ".join(missing) + ": give them on the command line, e.g. "
+                         + " ".join(f"{k}=..." for k in missing))
+
+
 def train(cfg) -> Path:
     """Train (or resume) the run of ``cfg``; returns ``exp_dir``. See ``jstip/conf/tiny.yaml`` for the keys."""
     import lightning as L
@@ -93,6 +114,7 @@ def train(cfg) -> Path:
     from jstip.train.data import SpeechDataModule, load_cuts
     from jstip.train.module import SpeechLMModule
 
+    check_required(cfg)
     exp_dir = Path(cfg.exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = exp_dir / "checkpoints"

@@ -46,6 +46,20 @@ def test_missing_required_value_is_named(tmp_path):
     assert "data.train_cuts" in result.output
 
 
+@pytest.mark.parametrize("name,keys", [
+    ("smollm2_stage2", ["model.init_from"]),
+    ("llm7b_stage1", ["model.llm.path", "model.tokenizer.path"]),
+    ("llm7b_stage2_lora", ["model.llm.path", "model.tokenizer.path", "model.init_from"]),
+])
+def test_packaged_configs_name_what_their_user_must_give(tmp_path, name, keys):
+    """A child config's ??? composes to its parent's null; the `required` list still stops the run and names it."""
+    result = run_cli(["--config-name", name, f"exp_dir={tmp_path}", f"data.train_cuts={tmp_path}/cuts.jsonl.gz"])
+    assert result.exit_code == 2, result.output
+    for key in keys:
+        assert key in result.output
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def _state(ckpt: Path) -> dict:
     return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
 
