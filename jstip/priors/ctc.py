@@ -277,7 +277,7 @@ def train_ctc(train_cuts: str | Path, out_dir: str | Path, dev_cuts: str | Path 
     from omegaconf import OmegaConf
     from tqdm.auto import tqdm
 
-    from jstip.priors.schedule import BudgetSchedule, StepLog
+    from jstip.priors.schedule import BudgetSchedule, StepLog, start_fresh
     from jstip.rejects import RejectLog
 
     if max_minutes is None and max_steps is None:
@@ -286,6 +286,7 @@ def train_ctc(train_cuts: str | Path, out_dir: str | Path, dev_cuts: str | Path 
         torch.set_num_threads(int(num_threads))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    start_fresh(out_dir)
     train = load_cuts(train_cuts)
     dev = load_cuts(dev_cuts) if dev_cuts else None
     enc_sizes = encoder_sizes(config)

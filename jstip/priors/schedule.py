@@ -100,3 +100,10 @@ class StepLog(L.Callback):
                         "elapsed": round(self.schedule.elapsed(), 2), "cpu_s": round(self.schedule.cpu_seconds(), 2),
                         "items": self.items})
             self.losses = []
+
+
+def start_fresh(out_dir: Path, names=("metrics.jsonl", "rejected.jsonl", "dev_wer.json", "perplexity.json")) -> None:
+    """Remove the logs of an earlier (possibly killed) run in ``out_dir``: pretraining does not resume, it starts
+    over, so that a re-run writes the same files as an uninterrupted run instead of appending to stale ones."""
+    for name in names:
+        (Path(out_dir) / name).unlink(missing_ok=True)

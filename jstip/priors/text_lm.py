@@ -190,7 +190,7 @@ def train_text_lm(texts, out_dir: str | Path, max_minutes: float | None = None, 
 
     from jstip.model.llm import tiny_llm
     from jstip.model.tokenizer import build_tokenizer
-    from jstip.priors.schedule import BudgetSchedule, StepLog
+    from jstip.priors.schedule import BudgetSchedule, StepLog, start_fresh
 
     if max_minutes is None and max_steps is None:
         raise ValueError("give a training budget: max_minutes or max_steps")
@@ -204,6 +204,7 @@ def train_text_lm(texts, out_dir: str | Path, max_minutes: float | None = None, 
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    start_fresh(out_dir)
     tokenizer = build_tokenizer(train_lines, vocab_size)
     L.seed_everything(seed, verbose=False)
     llm = tiny_llm(len(tokenizer), seed=seed, **sizes)
