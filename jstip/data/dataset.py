@@ -111,11 +111,12 @@ def read_text_sources(sources: Sequence[str | Path] | None) -> list[str]:
     """Sentences of text sources: each source is a text file (one sentence per line) or a list of strings."""
     sentences: list[str] = []
     for src in sources or []:
-        if isinstance(src, (str, Path)) and Path(src).is_file():
+        if isinstance(src, (str, Path)):
+            if not Path(src).is_file():
+                raise FileNotFoundError(f"text source {src}: no such file (data.text_sources takes text files, one "
+                                        "sentence per line; give inline sentences as a list of strings)")
             with Path(src).open(encoding="utf-8", errors="replace") as f:
                 sentences.extend(line.strip() for line in f if line.strip())
-        elif isinstance(src, str):
-            sentences.append(src.strip())
         else:
             sentences.extend(s.strip() for s in src if s and s.strip())
     return [s for s in sentences if s]

@@ -114,6 +114,8 @@ def test_text_documents_per_batch_follow_the_text_weight(tokenizer, text_file):
     n = [ds.num_text_docs(3, f"k{i}") for i in range(400)]
     assert abs(np.mean(n) - 3.0) < 0.3
     assert read_text_sources([text_file, ["extra line"]])[-1] == "extra line"
+    with pytest.raises(FileNotFoundError, match="no_such_notes.txt"):
+        read_text_sources([text_file, str(text_file.parent / "no_such_notes.txt")])
 
 
 def test_bad_items_never_break_a_batch(tts_cuts, broken_cuts, tokenizer):
