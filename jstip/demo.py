@@ -1,40 +1,78 @@
-"""``jstip demo``: the whole pipeline on the built-in mini corpus, for a first look."""
+"""``jstip demo``: the mini recipe end to end with defaults, then the headline figures."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import click
 
+import jstip
+
+
+def recipe_path() -> Path:
+    """``recipes/mini/run.sh`` of the checkout jstip is installed from (editable install, as tools/install.sh does)."""
+    path = Path(jstip.__file__).resolve().parents[1] / "recipes" / "mini" / "run.sh"
+    if not path.is_file():
+        raise click.ClickException(
+            f"{path} not found: jstip demo runs the mini recipe of a jstip checkout; install jstip with "
+            "`bash tools/install.sh` (an editable install of the repository)"
+        )
+    return path
+
 
 @click.command(name="demo")
 @click.option("--out", "out_dir", default="jstip-demo", show_default=True, type=click.Path(file_okay=False),
-              help="Working folder (re-running resumes).")
-@click.option("--num-utterances", default=300, show_default=True, help="Size of the mini corpus.")
-@click.option("-j", "--num-jobs", default=os.cpu_count() or 1, show_default=True, help="Parallel processes.")
-def cli(out_dir, num_utterances, num_jobs):
-    """Prepare a small mini corpus with real TTS voices and show what it made.
+              help="Working folder; re-running resumes at the first unfinished stage.")
+@click.option("--stage", default=0, show_default=True, help="First recipe stage to run.")
+@click.option("--stop-stage", default=100, show_default=True, help="Last recipe stage to run.")
+def cli(out_dir, stage, stop_stage):
+    """Run the whole pipeline on the built-in mini corpus and print the headline WER/EER.
+
+    Runs recipes/mini/run.sh: prepare the mini corpus (real TTS voices) -> check alignments -> interleaving
+    statistics -> pretrain the encoder (CTC) and a tiny LLM (text) -> train stage 1 (adapter) -> train stage 2
+    (interleaved + text) -> evaluate on test -> HTML report. About 15 minutes on two CPU cores. Sizes can be changed
+    through the recipe's environment variables (NUM_UTTERANCES, CTC_STEPS, STAGE2_STEPS, ...).
 
     Example:
 
         jstip demo --out jstip-demo
     """
-    from lhotse import CutSet
+    out = Path(out_dir).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    jstip_exe = shutil.which("jstip", path=str(Path(sys.executable).parent)) or "jstip"
+    env.setdefault("JSTIP", jstip_exe)
+    env.setdefault("WANDB_MODE", "offline")
+    started = time.time()
+    cmd = ["bash", str(recipe_path()), "--out", str(out), "--stage", str(stage), "--stop-stage", str(stop_stage)]
+    click.echo(f"[demo] {' '.join(cmd)}")
+    rc = subprocess.call(cmd, env=env)
+    if rc != 0:
+        raise click.ClickException(f"the mini recipe stopped with exit code {rc}; re-run `jstip demo --out {out_dir}` "
+                                   "to resume at the stage that failed")
+    summarize(out, time.time() - started)
 
-    from jstip.corpora.mini import prepare_mini
 
-    out = Path(out_dir)
-    click.echo(f"[demo] preparing the mini corpus ({num_utterances} utterances) in {out / 'mini'}")
-    prepare_mini(out / "mini", num_utterances=num_utterances, num_jobs=num_jobs)
-    summary = json.loads((out / "mini" / "summary.json").read_text())
-    for split, s in summary["splits"].items():
-        click.echo(f"[demo] {split:5s}: {s['utterances']} utterances, {s['hours']:.2f} h, {len(s['voices'])} voices, "
-                   f"{s['entities']} medical entities")
-    cut = next(iter(CutSet.from_file(out / "mini" / "test" / "cuts.jsonl.gz")))
-    sup = cut.supervisions[0]
-    click.echo(f"[demo] example test cut {cut.id} ({sup.speaker}, {cut.duration:.2f} s): {sup.text}")
-    for item in sup.alignment["word"]:
-        click.echo(f"         {item.start:6.2f} {item.end:6.2f}  {item.symbol}")
-    click.echo(f"[demo] manifests: {out / 'mini'}/{{train,dev,test}}/cuts.jsonl.gz")
+def summarize(out: Path, seconds: float) -> None:
+    """Print the report path and the headline figures of every evaluated model."""
+    exp = out / "exp"
+    report = out / "report.html"
+    rows = []
+    for name, label in (("eval_untrained", "untrained (priors only)"), ("eval_stage1", "after stage 1"),
+                        ("eval", "after stage 2")):
+        f = exp / name / "metrics.json"
+        if f.is_file():
+            m = json.loads(f.read_text())
+            rows.append((label, m.get("wer"), m.get("eer")))
+    click.echo(f"[demo] finished in {seconds / 60:.1f} min")
+    for label, wer, eer in rows:
+        fmt = lambda x: "n/a" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+        click.echo(f"[demo] test WER {fmt(wer):>7s}  EER {fmt(eer):>7s}  {label}")
+    click.echo(f"[demo] metrics: {out / 'metrics.json'}")
+    click.echo(f"[demo] report:  {report}")
