@@ -36,7 +36,7 @@ def cli(out_dir, stage, stop_stage):
 
     Runs recipes/mini/run.sh: prepare the mini corpus (real TTS voices) -> check alignments -> interleaving
     statistics -> pretrain the encoder (CTC) and a tiny LLM (text) -> train stage 1 (adapter) -> train stage 2
-    (interleaved + text) -> evaluate on test -> HTML report. About 15 minutes on two CPU cores. Sizes can be changed
+    (interleaved + text) -> evaluate on test -> HTML report. About 13 minutes on two CPU cores. Sizes can be changed
     through the recipe's environment variables (NUM_UTTERANCES, CTC_STEPS, STAGE2_STEPS, ...).
 
     Example:
