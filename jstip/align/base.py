@@ -194,6 +194,48 @@ class AlignSummary:
         return dict(total=self.total, aligned=self.aligned, rejected=self.rejected, skipped=self.skipped)
 
 
+def salvage_manifest(path: str | Path) -> int | None:
+    """Make a cut manifest left by a killed job readable again; returns the number of cuts kept (None: no file).
+
+    A job killed while appending to a ``.jsonl.gz`` leaves a gzip stream without its end (and maybe half a line); lhotse
+    then cannot read the ids it must skip. Every complete line that can still be decompressed is kept (the file is
+    rewritten atomically); the cuts after it are simply aligned again.
+    """
+    import gzip
+    import json
+    import os
+    import zlib
+
+    path = Path(path)
+    if not path.exists():
+        return None
+    opener = gzip.open if path.suffix == ".gz" else open
+    good: list[str] = []
+    damaged = False
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    damaged = True
+                    break
+                try:
+                    json.loads(line)
+                except ValueError:
+                    damaged = True
+                    break
+                good.append(line)
+    except (EOFError, OSError, zlib.error, UnicodeDecodeError):
+        damaged = True
+    if damaged:
+        tmp = path.with_name(path.name + ".salvage")
+        with opener(tmp, "wt", encoding="utf-8") as f:
+            f.writelines(good)
+        os.replace(tmp, path)
+        log.warning("%s was cut short (a killed job?): kept its %d complete cuts, the rest are aligned again",
+                    path, len(good))
+    return len(good)
+
+
 def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, num_jobs: int = 1,
                shard: str | tuple[int, int] | None = None, progress: bool = True) -> AlignSummary:
     """Align every cut and write the aligned ones to ``out_path`` (a cuts ``jsonl.gz``).
@@ -216,6 +258,7 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
     already_rejected = rejected_ids(rejects.path, STAGE)
     shard = parse_shard(shard)
     summary = AlignSummary()
+    salvage_manifest(out_path)
     with CutSet.open_writer(out_path, overwrite=False) as writer:
         done = set(writer.ignore_ids)
 

@@ -192,3 +192,20 @@ def test_tts_native_keeps_engine_times_and_rejects_broken(tts_cuts, tmp_path):
     reasons = {r["id"]: r["reason"] for r in read_rejected(out.parent / "rejected.jsonl")}
     assert "not monotonic" in reasons["broken"] or "where the transcript has" in reasons["broken"]
     assert "no engine word times" in reasons["no-times"]
+
+
+def test_restart_after_a_kill_that_cut_the_output_short(tts_cuts, tmp_path):
+    """A job killed mid-write leaves a gzip stream without its end: the restart keeps the complete cuts, aligns the
+    rest again, and every input cut ends up exactly once in the output."""
+    path, cuts = tts_cuts
+    out = tmp_path / "tts" / "cuts.jsonl.gz"
+    _run(["align", "--aligner", "tts", "--in", str(path), "--out", str(out), "--quiet"])
+    full = out.read_bytes()
+    out.write_bytes(full[: len(full) * 6 // 10])  # what a SIGKILL during writing leaves
+    with pytest.raises(Exception):
+        list(CutSet.from_file(out))
+    s = _run(["align", "--aligner", "tts", "--in", str(path), "--out", str(out), "--quiet"])
+    assert s["total"] == s["aligned"] + s["rejected"] == len(cuts)
+    assert 0 < s["skipped"] < len(cuts)
+    ids = [c.id for c in CutSet.from_file(out)]
+    assert sorted(ids) == sorted(c.id for c in cuts)
