@@ -15,18 +15,10 @@
 # Settings are environment variables; recipes/librispeech/README.md lists them all.
 set -euo pipefail
 
-stage=0
-stop_stage=100
+recipe=librispeech
 out=recipes/librispeech/exp
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
-    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+help_lines=2,15
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/stages.sh"
 
 JSTIP=${JSTIP:-jstip}
 CORPUS_DIR=${CORPUS_DIR:-}                 # the folder holding LibriSpeech/ (or the parts themselves)
@@ -61,17 +53,6 @@ EVAL_ARGS=${EVAL_ARGS:-}                   # more `jstip evaluate` options, e.g.
 data=$out/data
 exp=$out/exp
 
-log() { echo "[$(date +%H:%M:%S)] [librispeech] $*"; }
-die() { echo "[librispeech] error: $*" >&2; exit 1; }
-# run_stage N NAME: true when stage N is selected and not done yet.
-run_stage() {
-  local n=$1 name=$2
-  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 1; fi
-  if [ -f "$out/.done/$n-$name" ]; then log "stage $n ($name): done already"; return 1; fi
-  log "stage $n: $name"
-  return 0
-}
-done_stage() { touch "$out/.done/$1-$2"; }
 # hq VALUE: VALUE as a quoted Hydra string (paths may hold characters Hydra's grammar would read).
 hq() { printf "'%s'" "${1//\'/\\\'}"; }
 # concat OUT IN...: one cuts manifest of several (gzip members concatenate; lhotse reads them as one file).

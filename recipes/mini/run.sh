@@ -12,18 +12,10 @@
 #   3 pretrain the encoder with CTC      7 evaluate on test             8 report
 set -euo pipefail
 
-stage=0
-stop_stage=100
+recipe=mini
 out=recipes/mini/exp
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --stage) stage=$2; shift 2 ;;
-    --stop-stage) stop_stage=$2; shift 2 ;;
-    --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
-    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+help_lines=2,12
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/stages.sh"
 
 JSTIP=${JSTIP:-jstip}
 NUM_UTTERANCES=${NUM_UTTERANCES:-3000}
@@ -42,16 +34,6 @@ data=$out/data
 exp=$out/exp
 mkdir -p "$out/.done" "$exp"
 
-log() { echo "[$(date +%H:%M:%S)] [mini] $*"; }
-# run_stage N NAME: true when stage N is selected and not done yet.
-run_stage() {
-  local n=$1 name=$2
-  if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 1; fi
-  if [ -f "$out/.done/$n-$name" ]; then log "stage $n ($name): done already"; return 1; fi
-  log "stage $n: $name"
-  return 0
-}
-done_stage() { touch "$out/.done/$1-$2"; }
 
 if run_stage 0 prepare; then
   $JSTIP prepare mini --out "$data" --num-utterances "$NUM_UTTERANCES" --seed "$SEED" -j "$NJ"
