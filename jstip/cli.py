@@ -24,7 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("jstip.train.commands", "Train the speech-LLM (Hydra overrides after the command)."),
     "evaluate": ("jstip.evaluate.commands", "Decode a test set with a checkpoint and score it."),
     "score": ("jstip.evaluate.score_command", "Score any system's hypotheses: WER, CER, TER, EER, B-WER/U-WER."),
-    "report": ("jstip.evaluate.report_command", "Write an HTML/Markdown report comparing runs."),
+    "report": ("jstip.evaluate.report_command", "Compare scored runs (HTML/Markdown); `report grid`: arms x seeds."),
     "merge": ("jstip.merge_command", "Task-vector merge: speech LLM + scale * (instruct - base)."),
 }
 

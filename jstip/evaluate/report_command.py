@@ -1,11 +1,33 @@
-"""``jstip report``: compare scored runs in a self-contained HTML page and a Markdown twin."""
+"""``jstip report``: compare scored runs in a self-contained HTML page and a Markdown twin; ``jstip report grid``:
+tabulate a grid of runs (arms x seeds) with bootstrap intervals."""
 
 from __future__ import annotations
 
 import click
 
 
-@click.command(name="report", context_settings={"help_option_names": ["-h", "--help"]})
+class _ReportGroup(click.Group):
+    """``jstip report RUN_DIR... --out FILE`` compares runs (the ``runs`` subcommand, the default);
+    ``jstip report grid ROOT --out FILE`` tabulates a grid."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["runs", *args]
+        return super().parse_args(ctx, args)
+
+
+@click.group(name="report", cls=_ReportGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Compare scored runs (HTML + Markdown report), or tabulate a grid of arms x seeds.
+
+    \b
+    Example:
+      jstip report exp/asr_only exp/interleaved --out exp/report.html     (same as `jstip report runs ...`)
+      jstip report grid exp/eval --baseline asr_only --out exp/grid.md
+    """
+
+
+@cli.command(name="runs", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", "out_html", required=True, type=click.Path(dir_okay=False),
               help="The HTML file to write; the Markdown twin goes beside it (same stem, .md).")
@@ -15,7 +37,7 @@ import click
 @click.option("--worst", default=10, show_default=True, type=click.IntRange(min=0),
               help="Worst utterances shown per run.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
-def cli(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int, worst: int, seed: int) -> None:
+def runs(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int, worst: int, seed: int) -> None:
     """Write a report comparing RUN_DIRs (the first one is the baseline).
 
     Each RUN_DIR holds metrics.json and hyps.jsonl (from `jstip score` or `jstip evaluate`) and optionally training
@@ -41,3 +63,44 @@ def cli(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int, 
         click.echo(f"{d.metric.upper()} {d.run_b} - {d.run_a}: {100 * d.delta:+.2f} points "
                    f"[{100 * d.low:+.2f}, {100 * d.high:+.2f}] ({d.utterances} utterances)")
     click.echo(f"wrote {html_path} and {md_path}")
+
+
+@cli.command(name="grid", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("root", type=click.Path(exists=True, file_okay=False))
+@click.option("--out", "out_md", required=True, type=click.Path(dir_okay=False),
+              help="The Markdown file to write; a JSON twin with every figure goes beside it (same stem, .json).")
+@click.option("--baseline", default=None, help="The arm the others are compared with (default: the first --arm, "
+                                               "else the first arm folder in name order).")
+@click.option("--arm", "arms", multiple=True, help="Arms to show, in this order (repeatable; default: all).")
+@click.option("--only-seeds", default=None,
+              help="Seeds to include, comma- or space-separated (default: every seed<k> folder of every arm).")
+@click.option("--title", default=None, help="A heading for the table.")
+@click.option("--bootstrap", "num_samples", default=1000, show_default=True, type=click.IntRange(min=10),
+              help="Bootstrap samples over utterances.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
+def grid(root: str, out_md: str, baseline: str | None, arms: tuple[str, ...], only_seeds: str | None,
+         title: str | None, num_samples: int, seed: int) -> None:
+    """Tabulate a grid of scored runs: ROOT/<arm>/seed<k>/ (metrics.json + hyps.jsonl from `jstip evaluate`).
+
+    Per arm: WER, EER and EER per entity category as the mean over seeds with a 95% bootstrap interval over test
+    utterances, and the value of every seed; per arm against the baseline: the paired bootstrap interval of the
+    difference and the seeds in which the arm did better. Prints the Markdown table.
+
+    \b
+    Example:
+      jstip report grid exp/medical/eval --baseline asr_only --arm asr_only --arm text_il --out exp/medical/grid.md
+    """
+    from jstip.evaluate.grid import build_grid, find_grid, select_seeds, write_grid
+
+    try:
+        found = find_grid(root)
+        if arms:  # other arm folders under ROOT (older runs) are neither shown nor checked
+            found = {a: r for a, r in found.items() if a in arms or a == baseline}
+        if only_seeds:
+            found = select_seeds(found, only_seeds.replace(",", " ").split())
+        table = build_grid(found, baseline=baseline, arms=arms, num_samples=num_samples, seed=seed)
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    md_path, json_path = write_grid(table, out_md, title)
+    click.echo(md_path.read_text(encoding="utf-8"))
+    click.echo(f"wrote {md_path} and {json_path}")

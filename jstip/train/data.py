@@ -32,10 +32,29 @@ def data_config(cfg):
 
 
 def load_cuts(path):
+    """A cut set from a manifest path, or from a list of manifest paths (their cuts combined, in order), or None.
+
+    Raises:
+        FileNotFoundError: a manifest is missing (named).
+        ValueError: two manifests of a list share a cut id (named), which would make sampling and resuming ambiguous.
+    """
     from lhotse import CutSet
 
     if path is None:
         return None
+    if not isinstance(path, (str, Path)):  # a list (or an OmegaConf ListConfig) of manifests
+        paths = [Path(str(p)) for p in path]
+        if not paths:
+            return None
+        parts = [load_cuts(p) for p in paths]
+        seen: dict[str, Path] = {}
+        for p, cuts in zip(paths, parts):
+            for cut_id in cuts.ids:
+                if cut_id in seen:
+                    raise ValueError(f"cut id {cut_id} is in both {seen[cut_id]} and {p}: cut ids of combined "
+                                     "manifests must be unique")
+                seen[cut_id] = p
+        return CutSet.from_cuts(c for cuts in parts for c in cuts).to_eager()
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"cut manifest not found: {path} (make one with `jstip prepare ...`)")

@@ -14,11 +14,15 @@ import click
 @click.option("--voice", "voices", multiple=True,
               help="Voice engine:name[@rate], repeatable (default: all espeak-ng and festival voices). "
                    "Example: --voice espeak:en-us+f3@160 --voice festival:kal_diphone")
+@click.option("--voices-of", "voice_split", type=click.Choice(["train", "dev", "test"]), default=None,
+              help="Use the default voices of this mini-corpus split (train: every voice but the held-out test and "
+                   "dev accents, so that speech made for training never uses a test voice). Combines with --voice.")
 @click.option("-j", "--num-jobs", default=1, show_default=True, help="Parallel worker processes.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the per-item voice and rate choice.")
 @click.option("--max-words", default=120, show_default=True, help="Reject lines with more words than this.")
-@click.option("--list-voices", is_flag=True, help="Print the default voices and exit.")
-def cli(in_path, out_dir, voices, num_jobs, seed, max_words, list_voices):
+@click.option("--list-voices", is_flag=True,
+              help="Print the voice pool (the default, or what --voice / --voices-of name) and exit.")
+def cli(in_path, out_dir, voices, voice_split, num_jobs, seed, max_words, list_voices):
     """Speak a text corpus with a real TTS engine and write lhotse manifests.
 
     Each line becomes one cut whose supervision carries the engine's own word times in alignment["word"] and, for
@@ -28,16 +32,23 @@ def cli(in_path, out_dir, voices, num_jobs, seed, max_words, list_voices):
     Example:
 
         jstip synthesize --in notes.txt --out data/notes_tts -j 2 --voice espeak:en-us+f3@160
+
+        jstip synthesize --in domain.txt --out data/domain_tts -j 2 --voices-of train
     """
     from jstip.rejects import RejectLog
     from jstip.tts import Voice, default_voices
     from jstip.tts.corpus import STAGE, read_text_items, synthesize_items
 
+    pool = [Voice.parse(v) for v in voices]
+    if voice_split:
+        from jstip.tts.voices import voices_for_split
+
+        pool += voices_for_split(voice_split)
     if list_voices:
-        for v in default_voices():
+        for v in pool or default_voices():
             click.echo(v.id)
         return
-    pool = [Voice.parse(v) for v in voices] if voices else None
+    pool = pool or None
     rejects = RejectLog(Path(out_dir) / "rejected.jsonl", STAGE)
     before = rejects.count
     items = read_text_items(in_path, rejects)
