@@ -21,26 +21,9 @@ def paired_bootstrap(
         of samples where B's rate is strictly below A's.
     """
     totals = np.asarray(totals, dtype=np.float64)
-    errors_a = np.asarray(errors_a, dtype=np.float64)
-    errors_b = np.asarray(errors_b, dtype=np.float64)
-    n = len(totals)
-    if n == 0 or totals.sum() == 0:
-        return float("nan"), float("nan"), float("nan"), float("nan")
-    delta = (errors_b.sum() - errors_a.sum()) / totals.sum()
-    rng = np.random.default_rng(seed)
-    diffs = []
-    chunk = max(1, 2_000_000 // n)
-    for start in range(0, num_samples, chunk):
-        size = min(chunk, num_samples - start)
-        weights = rng.multinomial(n, np.full(n, 1.0 / n), size=size).astype(np.float64)  # (size, N) draw counts
-        tot = weights @ totals
-        with np.errstate(invalid="ignore", divide="ignore"):
-            diffs.append((weights @ errors_b - weights @ errors_a) / tot)
-    samples = np.concatenate(diffs)
-    samples = samples[np.isfinite(samples)]
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(samples, [alpha, 1 - alpha])
-    return float(delta), float(low), float(high), float(np.mean(samples < 0))
+    difference = np.asarray(errors_b, dtype=np.float64) - np.asarray(errors_a, dtype=np.float64)
+    value, low, high, below = bootstrap_ratios(difference[None], totals[None], num_samples, seed, confidence)
+    return float(value[0]), float(low[0]), float(high[0]), float(below[0])
 
 
 def bootstrap_ratios(
