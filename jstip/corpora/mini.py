@@ -6,7 +6,8 @@ ICD-10-CM conditions, procedures). Medical entities are annotated in ``supervisi
 Designed for measuring entity transfer:
 - a held-out share of every term list never occurs in a train transcript; test sentences use mostly held-out terms;
   the held-out terms do occur in the text-only domain corpus ``text/domain.txt`` (what JSTIP's domain text brings);
-- test (and dev) voices are accents never heard in training (``jstip.tts.voices``).
+- test (and dev) voices are accents never heard in training (``jstip.tts.voices``);
+- no dev or test sentence is a train transcript or a line of the text corpora, and each occurs once in its split.
 
 Layout of ``out_dir``::
 
@@ -95,18 +96,35 @@ def split_terms(terms: dict[str, list[str]], seed: int) -> dict[str, dict[str, l
     return out
 
 
-def make_sentences(n: int, kind: str, terms: dict[str, list[str]], rng: random.Random) -> list[tuple[str, list[dict]]]:
-    """``n`` sentences of ``kind`` (``medical`` or ``general``) with their entities."""
+def make_sentences(
+    n: int, kind: str, terms: dict[str, list[str]], rng: random.Random, exclude: set[str] | None = None,
+) -> list[tuple[str, list[dict]]]:
+    """``n`` sentences of ``kind`` (``medical`` or ``general``) with their entities.
+
+    With ``exclude``, a drawn sentence whose text is in it is drawn again, and every sentence returned is added to it
+    (so the ``n`` are distinct as well): how dev/test sentences stay out of train transcripts and text corpora.
+    """
     slots = json.loads((_data_dir() / "templates" / "slots.json").read_text())
     templates = load_templates(kind)
     out = []
-    for _ in range(n):
+    attempts = 0
+    while len(out) < n:
+        attempts += 1
+        if exclude is not None and attempts > 100 * n + 1000:
+            raise ValueError(f"only {len(out)} of {n} distinct {kind} sentences could be drawn from "
+                             f"data/templates/{kind}.txt outside the {len(exclude)} excluded ones: add templates "
+                             "or slot values, or ask for fewer utterances")
         values = {k: rng.choice(v) for k, v in slots.items()}
         if kind == "medical":
             values["drug"], values["drug2"] = rng.sample(terms["drug"], 2)
             values["condition"] = rng.choice(terms["condition"])
             values["procedure"] = rng.choice(terms["procedure"])
-        out.append(fill_template(rng.choice(templates), values))
+        sentence = fill_template(rng.choice(templates), values)
+        if exclude is not None:
+            if sentence[0] in exclude:
+                continue
+            exclude.add(sentence[0])
+        out.append(sentence)
     return out
 
 
@@ -119,6 +137,7 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
     mixed = {c: v["seen"] + v["held_out"] for c, v in term_split.items()}
     items: dict[str, list[dict]] = {}
     start = 0
+    held_out_texts: set[str] = set()  # train transcripts, then every dev/test sentence: dev/test are never seen
     for split, share in SPLITS.items():
         n = max(1, round(num_utterances * share)) if split != "train" else 0
         items[split] = []
@@ -126,17 +145,31 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
             n = num_utterances - sum(max(1, round(num_utterances * s)) for k, s in SPLITS.items() if k != "train")
         n_med = round(n * medical_share)
         pools = {"train": seen, "dev": mixed, "test": held}[split]
-        sents = make_sentences(n_med, "medical", pools, rng) + make_sentences(n - n_med, "general", seen, rng)
+        exclude = None if split == "train" else held_out_texts
+        sents = (make_sentences(n_med, "medical", pools, rng, exclude)
+                 + make_sentences(n - n_med, "general", seen, rng, exclude))
+        if split == "train":
+            held_out_texts.update(text for text, _ in sents)
         rng.shuffle(sents)
         for i, (text, ents) in enumerate(sents):
             items[split].append({"id": f"mini-{split}-{start + i:05d}", "text": text, "entities": ents,
                                  "custom": {"domain": "medical" if ents else "general"}})
         start += n
-    domain = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "medical", mixed, rng)]
-    domain += [t for t, _ in make_sentences(max(100, num_utterances // 2), "medical", held, rng)]
+    # The text corpora hold train transcripts' kind of sentences but never a dev or test sentence.
+    evaluation = {item["text"] for split in ("dev", "test") for item in items[split]}
+    domain = _draw_outside(max(200, 2 * num_utterances), "medical", mixed, rng, evaluation)
+    domain += _draw_outside(max(100, num_utterances // 2), "medical", held, rng, evaluation)
     rng.shuffle(domain)
-    general = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "general", seen, rng)]
+    general = _draw_outside(max(200, 2 * num_utterances), "general", seen, rng, evaluation)
     return {"items": items, "domain": domain, "general": general, "terms": term_split}
+
+
+def _draw_outside(n: int, kind: str, terms: dict[str, list[str]], rng: random.Random, avoid: set[str]) -> list[str]:
+    """``n`` sentence texts none of which is in ``avoid`` (repeats among them allowed, as in real text)."""
+    out: list[str] = []
+    while len(out) < n:
+        out += [t for t, _ in make_sentences(n - len(out), kind, terms, rng) if t not in avoid]
+    return out
 
 
 def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0, num_jobs: int = 2,

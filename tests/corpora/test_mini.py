@@ -75,3 +75,20 @@ def test_prepare_is_restartable_and_deterministic(mini_corpus, tmp_path):
     planned = {i["id"]: i["text"] for i in plan_mini(40, seed=0)["items"]["train"]}
     assert all(planned[c.id] == c.supervisions[0].text for c in load(mini_corpus, "train"))
     assert len(set(texts)) > 1
+
+
+def test_dev_and_test_sentences_are_never_seen_in_training():
+    # Template sentences repeat; a dev/test sentence that is also a train transcript or a line of the text corpora
+    # (which the LLM prior and the domain arms train on) would be scored on memorised text.
+    from jstip.corpora.mini import plan_mini
+
+    plan = plan_mini(3000, seed=0)
+    train = {item["text"] for item in plan["items"]["train"]}
+    text_corpora = set(plan["domain"]) | set(plan["general"])
+    dev = [item["text"] for item in plan["items"]["dev"]]
+    test = [item["text"] for item in plan["items"]["test"]]
+    assert len(set(dev)) == len(dev) == 300 and len(set(test)) == len(test) == 300
+    assert not set(dev) & set(test)
+    for sentence in dev + test:
+        assert sentence not in train and sentence not in text_corpora, sentence
+    assert len(train) < len(plan["items"]["train"])  # train itself repeats sentences (other voices), as allowed
