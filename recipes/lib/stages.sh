@@ -8,7 +8,7 @@
 #
 # Options: --stage N  --stop-stage N  --out DIR  -h/--help.
 # `run_stage N NAME` is true when stage N is selected and OUT/.done/N-NAME does not exist yet (a finished stage is
-# skipped, an unfinished one runs again); `done_stage N NAME` marks it finished. `log` and `die` print with the name.
+# skipped, an unfinished one runs again); `done_stage N NAME` marks it finished and logs how long it took. `log` and `die` print with the name.
 
 stage=0
 stop_stage=100
@@ -29,6 +29,11 @@ run_stage() {
   if [ "$n" -lt "$stage" ] || [ "$n" -gt "$stop_stage" ]; then return 1; fi
   if [ -f "$out/.done/$n-$name" ]; then log "stage $n ($name): done already"; return 1; fi
   log "stage $n: $name"
+  stage_started=$SECONDS
   return 0
 }
-done_stage() { mkdir -p "$out/.done"; touch "$out/.done/$1-$2"; }
+done_stage() {
+  mkdir -p "$out/.done"; touch "$out/.done/$1-$2"
+  local s=$((SECONDS - ${stage_started:-$SECONDS}))
+  log "stage $1 ($2) done in $((s / 60)) min $((s % 60)) s"
+}
