@@ -97,22 +97,24 @@ def split_terms(terms: dict[str, list[str]], seed: int) -> dict[str, dict[str, l
 
 
 def make_sentences(
-    n: int, kind: str, terms: dict[str, list[str]], rng: random.Random, exclude: set[str] | None = None,
+    n: int, kind: str, terms: dict[str, list[str]], rng: random.Random, avoid: set[str] = frozenset(),
+    distinct: bool = False,
 ) -> list[tuple[str, list[dict]]]:
     """``n`` sentences of ``kind`` (``medical`` or ``general``) with their entities.
 
-    With ``exclude``, a drawn sentence whose text is in it is drawn again, and every sentence returned is added to it
-    (so the ``n`` are distinct as well): how dev/test sentences stay out of train transcripts and text corpora.
+    A drawn sentence whose text is in ``avoid`` (or, with ``distinct``, was drawn already) is drawn again: how dev/test
+    sentences stay out of train transcripts and the text corpora out of dev/test.
     """
     slots = json.loads((_data_dir() / "templates" / "slots.json").read_text())
     templates = load_templates(kind)
     out = []
+    taken: set[str] = set()
     attempts = 0
     while len(out) < n:
         attempts += 1
-        if exclude is not None and attempts > 100 * n + 1000:
-            raise ValueError(f"only {len(out)} of {n} distinct {kind} sentences could be drawn from "
-                             f"data/templates/{kind}.txt outside the {len(exclude)} excluded ones: add templates "
+        if attempts > 100 * n + 1000:
+            raise ValueError(f"only {len(out)} of {n} {'distinct ' if distinct else ''}{kind} sentences could be drawn "
+                             f"from data/templates/{kind}.txt outside the {len(avoid)} excluded ones: add templates "
                              "or slot values, or ask for fewer utterances")
         values = {k: rng.choice(v) for k, v in slots.items()}
         if kind == "medical":
@@ -120,10 +122,9 @@ def make_sentences(
             values["condition"] = rng.choice(terms["condition"])
             values["procedure"] = rng.choice(terms["procedure"])
         sentence = fill_template(rng.choice(templates), values)
-        if exclude is not None:
-            if sentence[0] in exclude:
-                continue
-            exclude.add(sentence[0])
+        if sentence[0] in avoid or (distinct and sentence[0] in taken):
+            continue
+        taken.add(sentence[0])
         out.append(sentence)
     return out
 
@@ -137,7 +138,7 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
     mixed = {c: v["seen"] + v["held_out"] for c, v in term_split.items()}
     items: dict[str, list[dict]] = {}
     start = 0
-    held_out_texts: set[str] = set()  # train transcripts, then every dev/test sentence: dev/test are never seen
+    held_out_texts: set[str] = set()  # train transcripts, then every dev/test sentence: what later splits avoid
     for split, share in SPLITS.items():
         n = max(1, round(num_utterances * share)) if split != "train" else 0
         items[split] = []
@@ -145,11 +146,10 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
             n = num_utterances - sum(max(1, round(num_utterances * s)) for k, s in SPLITS.items() if k != "train")
         n_med = round(n * medical_share)
         pools = {"train": seen, "dev": mixed, "test": held}[split]
-        exclude = None if split == "train" else held_out_texts
-        sents = (make_sentences(n_med, "medical", pools, rng, exclude)
-                 + make_sentences(n - n_med, "general", seen, rng, exclude))
-        if split == "train":
-            held_out_texts.update(text for text, _ in sents)
+        evaluated = split != "train"  # dev/test: distinct, never a train transcript or a sentence of another split
+        sents = (make_sentences(n_med, "medical", pools, rng, held_out_texts, distinct=evaluated)
+                 + make_sentences(n - n_med, "general", seen, rng, held_out_texts, distinct=evaluated))
+        held_out_texts.update(text for text, _ in sents)
         rng.shuffle(sents)
         for i, (text, ents) in enumerate(sents):
             items[split].append({"id": f"mini-{split}-{start + i:05d}", "text": text, "entities": ents,
@@ -157,19 +157,11 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
         start += n
     # The text corpora hold train transcripts' kind of sentences but never a dev or test sentence.
     evaluation = {item["text"] for split in ("dev", "test") for item in items[split]}
-    domain = _draw_outside(max(200, 2 * num_utterances), "medical", mixed, rng, evaluation)
-    domain += _draw_outside(max(100, num_utterances // 2), "medical", held, rng, evaluation)
+    domain = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "medical", mixed, rng, evaluation)]
+    domain += [t for t, _ in make_sentences(max(100, num_utterances // 2), "medical", held, rng, evaluation)]
     rng.shuffle(domain)
-    general = _draw_outside(max(200, 2 * num_utterances), "general", seen, rng, evaluation)
+    general = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "general", seen, rng, evaluation)]
     return {"items": items, "domain": domain, "general": general, "terms": term_split}
-
-
-def _draw_outside(n: int, kind: str, terms: dict[str, list[str]], rng: random.Random, avoid: set[str]) -> list[str]:
-    """``n`` sentence texts none of which is in ``avoid`` (repeats among them allowed, as in real text)."""
-    out: list[str] = []
-    while len(out) < n:
-        out += [t for t, _ in make_sentences(n - len(out), kind, terms, rng) if t not in avoid]
-    return out
 
 
 def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0, num_jobs: int = 2,

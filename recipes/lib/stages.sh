@@ -8,7 +8,8 @@
 #
 # Options: --stage N  --stop-stage N  --out DIR  -h/--help.
 # `run_stage N NAME` is true when stage N is selected and OUT/.done/N-NAME does not exist yet (a finished stage is
-# skipped, an unfinished one runs again); `done_stage N NAME` marks it finished and logs how long it took. `log` and `die` print with the name.
+# skipped, an unfinished one runs again); `done_stage N NAME` marks it finished and logs how long it took. `log` and
+# `die` print with the name.
 
 stage=0
 stop_stage=100
