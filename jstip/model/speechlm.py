@@ -48,7 +48,8 @@ class SpeechLM(nn.Module):
             resets: flash-attention varlen), or ``auto`` (``position_ids`` with flash attention, else ``mask``).
     """
 
-    def __init__(self, encoder: nn.Module, adapter: nn.Module, llm: nn.Module, attention: str = "auto") -> None:
+    def __init__(self, encoder: nn.Module, adapter: nn.Module, llm: nn.Module, attention: str = "auto",
+                 feature_cache: str | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.adapter = adapter
@@ -56,6 +57,20 @@ class SpeechLM(nn.Module):
         if attention not in ("auto", "mask", "position_ids"):
             raise ValueError(f"attention must be auto, mask or position_ids, got {attention!r}")
         self.attention = attention
+        self.feature_cache_dir = feature_cache
+        self._cache = None
+
+    def feature_cache(self):
+        """The ``FeatureCache`` of a frozen encoder in eval mode (None while the encoder trains, or without a cache
+        folder)."""
+        if not self.feature_cache_dir or self.encoder.training or any(p.requires_grad for p in self.encoder.parameters()):
+            return None
+        if self._cache is None:
+            from jstip.model.feature_cache import FeatureCache, weights_fingerprint
+
+            fp = getattr(self.encoder, "fingerprint", None) or weights_fingerprint(self.encoder)
+            self._cache = FeatureCache(self.feature_cache_dir, fp)
+        return self._cache
 
     # Speech ---------------------------------------------------------------------------------------------------------
     def encode_streams(self, audio: torch.Tensor, audio_lens: torch.Tensor,
@@ -69,7 +84,11 @@ class SpeechLM(nn.Module):
             (sum(stream_frames), D_llm): stream 0's frames, then stream 1's, ... each trimmed or zero-padded at its
             end to exactly ``stream_frames[s]``.
         """
-        feats, lens = self.encoder(audio, audio_lens)  # (S, T_enc, D_enc)
+        cache = self.feature_cache()
+        if cache is not None:
+            feats, lens = cache.encode(self.encoder, audio, audio_lens)  # (S, T_enc, D_enc)
+        else:
+            feats, lens = self.encoder(audio, audio_lens)  # (S, T_enc, D_enc)
         out, out_lens = self.adapter(feats, lens)  # (S, T_llm, D_llm)
         pieces = []
         for s, n in enumerate(stream_frames.tolist()):
@@ -110,17 +129,49 @@ class SpeechLM(nn.Module):
             mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
         return {"attention_mask": mask, "position_ids": batch.position_ids}
 
-    def forward(self, batch: SpeechLMBatch, compute_logits: bool = True) -> SpeechLMOutput:
-        """Cross-entropy over ``labels`` (shifted: position t predicts label t+1), mean over labelled tokens."""
+    def _decoder_and_head(self):
+        """The LLM's decoder stack and output layer, when its logits are a plain linear map of the last hidden
+        states (Llama, Qwen, SmolLM2, ...); None for models that scale or cap their logits."""
+        base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        cfg = base.config
+        if getattr(cfg, "final_logit_softcapping", None) or getattr(cfg, "logit_scale", None):
+            return None
+        try:
+            decoder, head = base.get_decoder(), base.get_output_embeddings()
+        except (AttributeError, NotImplementedError):
+            return None
+        if decoder is None or not isinstance(head, nn.Linear):
+            return None
+        return decoder, head
+
+    def forward(self, batch: SpeechLMBatch, compute_logits: bool = True,
+                reduction: str = "mean") -> SpeechLMOutput:
+        """Cross-entropy over ``labels`` (shifted: position t predicts label t+1), mean over labelled tokens.
+
+        Args:
+            compute_logits: return (B, L, V) logits. False (training): the output layer runs only at the positions
+                that predict a label (a 49k-row output layer over every position of a speech-heavy batch is a large
+                share of a step), and ``logits`` holds those (N, V) rows.
+            reduction: ``mean`` (over labelled tokens) or ``none`` (the (N,) per-token losses, in row-major order of
+                the labelled positions).
+        """
         embeds = self.embed(batch)
-        out = self.llm(inputs_embeds=embeds, use_cache=False, **self._attention_kwargs(batch))
-        logits = out.logits  # (B, L, V)
         targets = batch.labels[:, 1:]
-        n = int((targets != IGNORE_INDEX).sum())
-        loss = None
+        labelled = targets != IGNORE_INDEX  # (B, L-1)
+        n = int(labelled.sum())
+        parts = None if compute_logits else self._decoder_and_head()
+        if parts is None:
+            out = self.llm(inputs_embeds=embeds, use_cache=False, **self._attention_kwargs(batch))
+            logits = out.logits  # (B, L, V)
+            flat_logits = logits[:, :-1][labelled]
+        else:
+            decoder, head = parts
+            hidden = decoder(inputs_embeds=embeds, use_cache=False, **self._attention_kwargs(batch)).last_hidden_state
+            flat_logits = head(hidden[:, :-1][labelled])  # (N, V)
+            logits = flat_logits
         if n > 0:
-            loss = nn.functional.cross_entropy(logits[:, :-1].float().reshape(-1, logits.shape[-1]),
-                                               targets.reshape(-1), ignore_index=IGNORE_INDEX, reduction="sum") / n
+            losses = nn.functional.cross_entropy(flat_logits.float(), targets[labelled], reduction="none")
+            loss = losses if reduction == "none" else losses.sum() / n
         else:
             loss = logits.sum() * 0.0
         return SpeechLMOutput(loss=loss, logits=logits, num_tokens=n)
