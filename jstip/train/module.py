@@ -60,10 +60,13 @@ class SpeechLMModule(L.LightningModule):
         trainable: parts to train, overriding the stage's default.
         lora: whether ``model.llm`` is a peft LoRA model.
         config: the run's resolved config, stored in every checkpoint (``jstip.train.load_checkpoint`` reads it).
+        save_frozen: also save the frozen encoder and LLM weights (default: left out and fingerprinted, see
+            ``jstip.train.frozen``).
     """
 
     def __init__(self, model: SpeechLM, stage: int = 1, optim: dict | None = None,
-                 trainable: tuple[str, ...] | None = None, lora: bool = False, config: dict | None = None) -> None:
+                 trainable: tuple[str, ...] | None = None, lora: bool = False, config: dict | None = None,
+                 save_frozen: bool = False) -> None:
         super().__init__()
         self.model = model
         self.stage = int(stage)
@@ -71,6 +74,8 @@ class SpeechLMModule(L.LightningModule):
         self.lora = lora
         self.trainable = tuple(trainable or STAGE_TRAINABLE[self.stage])
         self.config = config or {}
+        self.save_frozen = bool(save_frozen)
+        self._frozen = None
         set_trainable(model, self.trainable, lora)
         # Data position: batches of the current epoch the loop has consumed (the data module skips them on resume).
         self.batches_done = 0
@@ -103,7 +108,7 @@ class SpeechLMModule(L.LightningModule):
                 # Skipping on one rank only would leave the others waiting in the gradient all-reduce.
                 return sum(p.sum() * 0.0 for p in self.model.parameters() if p.requires_grad)
             return None
-        out = self.model(batch)
+        out = self.model(batch, compute_logits=False)
         loss = out.loss
         if not torch.isfinite(loss).all():
             ckpt = getattr(self.trainer, "checkpoint_callback", None)
@@ -123,7 +128,7 @@ class SpeechLMModule(L.LightningModule):
     def validation_step(self, batch, batch_idx: int):
         if batch is None:
             return None
-        out = self.model(batch)
+        out = self.model(batch, compute_logits=False)
         self.log("dev/loss", out.loss.detach(), batch_size=max(1, out.num_tokens), sync_dist=True)
         return out.loss
 
@@ -141,13 +146,33 @@ class SpeechLMModule(L.LightningModule):
             opt, lr_lambda(int(self.optim.get("warmup_steps", 0)), max_steps, float(self.optim.get("min_lr_ratio", 0.0))))
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
+    def _frozen_record(self) -> tuple[list[str], str]:
+        # Frozen weights never change during a run: their fingerprint is computed once.
+        if getattr(self, "_frozen", None) is None:
+            from jstip.train.frozen import fingerprint, frozen_pretrained_keys, pretrained_parts
+
+            parts = pretrained_parts(self.config.get("model")) if not self.save_frozen and self.config else ()
+            keys = frozen_pretrained_keys(self.model, parts)
+            self._frozen = (keys, fingerprint(self.state_dict(), keys) if keys else "")
+        return self._frozen
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["jstip"] = {"config": self.config, "stage": self.stage, "lora": self.lora,
                                "data": {"epoch": int(self.current_epoch), "batches_done": int(self.batches_done)},
                                "rng": _get_rng()}
+        keys, fp = self._frozen_record()
+        if keys and "state_dict" in checkpoint:
+            from jstip.train.frozen import META_KEY, strip_frozen
+
+            checkpoint["state_dict"], checkpoint["jstip"][META_KEY] = strip_frozen(checkpoint["state_dict"], keys, fp)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
+        from jstip.train.frozen import META_KEY, restore_frozen
+
         meta = checkpoint.get("jstip", {})
+        if "state_dict" in checkpoint:
+            checkpoint["state_dict"] = restore_frozen(checkpoint["state_dict"], meta.get(META_KEY), self.state_dict(),
+                                                      "the checkpoint to resume from")
         self.resume_position = dict(meta.get("data", {})) or None
         self._rng_to_restore = meta.get("rng")
 

@@ -12,13 +12,33 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def resolve_precision(precision: str) -> str:
-    """``auto``: bf16 mixed precision where the GPU supports it, else fp32."""
+def cpu_supports_bf16() -> bool:
+    """True on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast is about twice as fast."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def resolve_precision(precision: str, accelerator: str = "auto") -> str:
+    """``auto``: bf16 mixed precision on a bf16 GPU, or on a CPU run where the CPU has native bf16; else fp32."""
     if precision != "auto":
         return precision
-    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-        return "bf16-mixed"
-    return "32-true"
+    on_gpu = torch.cuda.is_available() and accelerator not in ("cpu",)
+    if on_gpu:
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if cpu_supports_bf16() else "32-true"
+
+
+def autocast(device: str = "cpu", precision: str = "auto"):
+    """The autocast context of inference and small trainings: ``bf16`` (bfloat16 autocast), ``fp32`` (none) or
+    ``auto`` (bf16 where :func:`resolve_precision` would train in bf16 on this device)."""
+    device_type = "cuda" if str(device).startswith("cuda") else "cpu"
+    if precision == "auto":
+        precision = "bf16" if resolve_precision("auto", device_type).startswith("bf16") else "fp32"
+    if precision not in ("bf16", "fp32"):
+        raise ValueError(f"precision must be auto, bf16 or fp32, got {precision!r}")
+    return torch.autocast(device_type=device_type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
 def find_resume_checkpoint(ckpt_dir: Path) -> Path | None:
@@ -72,15 +92,34 @@ def build_model_and_tokenizer(cfg, exp_dir: Path, train_cuts=None):
     tokenizer.save_pretrained(str(tok_dir))
     torch.manual_seed(int(cfg.seed))
     model = build_speechlm(cfg.model, tokenizer)
-    if init_from:
-        state = torch.load(init_from, map_location="cpu", weights_only=False)["state_dict"]
-        state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
-        model.load_state_dict(state, strict=True)
-        log.info("initialised from %s", init_from)
     lora = bool(cfg.train.get("lora", {}).get("enabled", False))
-    if lora:
+    if init_from:
+        ckpt = torch.load(init_from, map_location="cpu", weights_only=False)
+        src_lora = bool((ckpt.get("jstip") or {}).get("lora"))
+        if src_lora:
+            # A LoRA checkpoint (stage 1) continues as LoRA: the adapters are applied before its weights load.
+            if not lora:
+                raise ValueError(f"model.init_from={init_from} was trained with LoRA: set train.lora.enabled=true "
+                                 "(with the same train.lora settings) to continue from it")
+            apply_lora(model, cfg.train.lora)
+        load_model_weights(model, ckpt, init_from)
+        log.info("initialised from %s", init_from)
+        if lora and not src_lora:
+            apply_lora(model, cfg.train.lora)
+    elif lora:
         apply_lora(model, cfg.train.lora)
     return model, tokenizer, lora
+
+
+def load_model_weights(model, ckpt: dict, source) -> None:
+    """Load a jstip checkpoint's model weights into ``model`` (built from the same config): the frozen pretrained
+    weights the checkpoint left out are checked against the rebuilt ones (``jstip.train.frozen``)."""
+    from jstip.train.frozen import META_KEY, restore_frozen
+
+    current = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state = restore_frozen(ckpt["state_dict"], (ckpt.get("jstip") or {}).get(META_KEY), current, str(source))
+    state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+    model.load_state_dict(state, strict=True)
 
 
 def check_required(cfg) -> None:
@@ -126,7 +165,8 @@ def train(cfg) -> Path:
     model, tokenizer, lora = build_model_and_tokenizer(cfg, exp_dir, train_cuts)
     module = SpeechLMModule(model, stage=int(cfg.train.stage), optim=OmegaConf.to_container(cfg.train.optim),
                             trainable=cfg.train.get("trainable"), lora=lora,
-                            config=OmegaConf.to_container(cfg, resolve=True))
+                            config=OmegaConf.to_container(cfg, resolve=True),
+                            save_frozen=bool(cfg.checkpoint.get("save_frozen", False)))
     data = SpeechDataModule(cfg.data, tokenizer, seed=int(cfg.seed), train_cuts=train_cuts)
 
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
@@ -135,7 +175,7 @@ def train(cfg) -> Path:
         from hydra.utils import instantiate
 
         strategy = instantiate(strategy)
-    tcfg["precision"] = resolve_precision(str(tcfg.get("precision", "auto")))
+    tcfg["precision"] = resolve_precision(str(tcfg.get("precision", "auto")), str(tcfg.get("accelerator", "auto")))
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename="step{step:06d}", auto_insert_metric_name=False,
                                  every_n_train_steps=int(cfg.checkpoint.every_n_steps), monitor="step", mode="max",
                                  save_top_k=int(cfg.checkpoint.keep), save_last="link")
@@ -176,10 +216,9 @@ def load_checkpoint(ckpt_path: str | Path, map_location: str = "cpu"):
         raise ValueError(f"{ckpt_path}: not a jstip training checkpoint (no 'jstip' entry)")
     cfg = OmegaConf.create(meta["config"])
     tokenizer = load_tokenizer(ckpt_path.resolve().parent.parent / "tokenizer")
-    model_cfg = OmegaConf.merge(cfg.model, {"init_from": None})
+    model_cfg = OmegaConf.merge(cfg.model, {"init_from": None, "adapter": {"init_from": None}})
     model = build_speechlm(model_cfg, tokenizer)
     if meta.get("lora"):
         apply_lora(model, cfg.train.lora)
-    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
-    model.load_state_dict(state, strict=True)
+    load_model_weights(model, ckpt, ckpt_path)
     return model.eval(), tokenizer, meta["config"]

@@ -21,6 +21,7 @@ def test_every_packaged_config_composes_and_its_data_section_is_valid(tmp_path):
     from omegaconf import OmegaConf
 
     from jstip.train.__main__ import compose
+    from jstip.model.config import model_config
     from jstip.train.data import data_config
 
     names = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
@@ -30,6 +31,7 @@ def test_every_packaged_config_composes_and_its_data_section_is_valid(tmp_path):
         missing = OmegaConf.missing_keys(cfg)
         assert not missing - {"model.llm.path", "model.tokenizer.path", "model.init_from"}, (name, missing)
         data_config(cfg.data)  # every data key is a DataConfig field
+        model_config(cfg.model)  # every model key is a ModelConfig field
         assert cfg.train.stage in (1, 2)
         assert cfg.trainer.max_steps > 0
 
@@ -65,27 +67,35 @@ def _state(ckpt: Path) -> dict:
 
 
 def test_stage1_trains_the_adapter_only(tiny_overrides, tmp_path):
-    """Encoder and LLM weights (and buffers: batch-norm statistics) are bit-identical after stage-1 training."""
+    """Encoder and LLM weights (and buffers: batch-norm statistics) are bit-identical after stage-1 training. The
+    tiny config's encoder and LLM are random, not read from files, so its checkpoint keeps them (only pretrained parts
+    are left out: tests/train/test_pretrained_path.py)."""
     from jstip.train.__main__ import compose
-    from jstip.train.run import build_model_and_tokenizer
+    from jstip.train.frozen import META_KEY
+    from jstip.train.run import build_model_and_tokenizer, load_checkpoint
 
     args = tiny_overrides("stage1", **{"train.stage": 1, "trainer.max_steps": 3, "checkpoint.every_n_steps": 100,
                                        "trainer.val_check_interval": 100})
     result = run_cli(["--config-name", "tiny", *args])
     assert result.exit_code == 0, result.output
     exp = tmp_path / "stage1"
-    after = _state(exp / "checkpoints" / "last.ckpt")
+    ckpt = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    after = ckpt["state_dict"]
+    assert META_KEY not in ckpt["jstip"]  # nothing left out
     cfg = compose("tiny", args)
     model, _, _ = build_model_and_tokenizer(cfg, exp)  # same seed, same saved tokenizer: the initial weights
     before = {f"model.{k}": v for k, v in model.state_dict().items()}
     assert set(before) == set(after)
     frozen = [k for k in before if k.startswith(("model.encoder.", "model.llm."))]
-    assert any("running_mean" in k for k in frozen)  # batch norm statistics are part of the check
+    assert any("running_mean" in k for k in frozen)  # batch norm statistics are saved and unchanged
     for k in frozen:
         assert torch.equal(before[k], after[k]), k
-    changed = [k for k in before if k.startswith("model.adapter.") and not torch.equal(before[k], after[k])]
+    changed = [k for k in after if k.startswith("model.adapter.") and not torch.equal(before[k], after[k])]
     assert len(changed) == 4  # both linear layers' weights and biases
     assert len(train_rows(exp)) == 3
+    loaded, _, _ = load_checkpoint(exp / "checkpoints" / "last.ckpt")
+    for k, v in loaded.state_dict().items():
+        assert torch.equal(v, after[f"model.{k}"]), k
 
 
 def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_overrides, tmp_path, monkeypatch):
