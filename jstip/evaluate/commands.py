@@ -1,4 +1,5 @@
-"""``jstip evaluate``: a thin wrapper around :func:`jstip.evaluate.decode.evaluate_checkpoint`."""
+"""``jstip evaluate``: thin wrappers around :func:`jstip.evaluate.decode.evaluate_checkpoint` (a jstip model) and
+:func:`jstip.evaluate.whisper_eval.evaluate_whisper` (a Whisper baseline)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,18 @@ import click
 
 
 @click.command(name="evaluate", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
               help="A checkpoint written by `jstip train` (EXP/checkpoints/last.ckpt or stepNNNNNN.ckpt).")
+@click.option("--whisper", "whisper_model", default=None,
+              help="Instead of a checkpoint: score a whole Whisper model (its own decoder) as a baseline: tiny.en or "
+                   "base (the packaged weights), a Hugging Face Whisper folder, or a CTranslate2 model.bin.")
+@click.option("--whisper-decoding", default="fallback", show_default=True,
+              type=click.Choice(["fallback", "greedy"]),
+              help="Whisper decoding: openai-whisper's temperature fallback (0, 0.2 ... 1.0) or greedy.")
+@click.option("--whisper-engine", default="auto", show_default=True,
+              type=click.Choice(["auto", "torch", "ctranslate2"]),
+              help="Whisper inference engine: ctranslate2 (fast on a CPU; needs a CTranslate2 model.bin, as the "
+                   "packaged models are), torch, or auto (ctranslate2 where it can).")
 @click.option("--cuts", "cuts_path", required=True, type=click.Path(exists=True, dir_okay=False),
               help="Test cuts (lhotse cut manifest, *.jsonl.gz); references and entities come from its "
                    "supervisions.")
@@ -37,10 +48,18 @@ import click
 @click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: a GPU if there is one, else cpu).")
 @click.option("--threads", default=None, type=click.IntRange(min=1),
               help="Torch CPU threads (default: the run config's num_threads).")
+@click.option("--precision", default="auto", show_default=True, type=click.Choice(["auto", "bf16", "fp32"]),
+              help="Inference precision of a jstip model: auto = bfloat16 autocast where the CPU/GPU computes it "
+                   "natively, else fp32.")
+@click.option("--listen-utterances", default=100, show_default=True, type=click.IntRange(min=0),
+              help="Utterances of the 'does it listen' figure (loss per token with own vs another utterance's audio; "
+                   "0 = skip).")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
-def cli(checkpoint: str, cuts_path: str, out_dir: str, num_beams: int, batch_size: int, max_utterances: int | None,
-        max_new_tokens: int, spoken_tasks: bool, voice: str, spoken_items: int | None, shots: int,
-        response_tokens: int, normalizer: str, device: str | None, threads: int | None, progress: bool) -> None:
+def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str, whisper_engine: str,
+        cuts_path: str, out_dir: str,
+        num_beams: int, batch_size: int, max_utterances: int | None, max_new_tokens: int, spoken_tasks: bool,
+        voice: str, spoken_items: int | None, shots: int, response_tokens: int, normalizer: str, device: str | None,
+        threads: int | None, precision: str, listen_utterances: int, progress: bool) -> None:
     """Decode a test set with a checkpoint and score it: WER, CER, TER, entity error rate, spoken tasks.
 
     Writes OUT/metrics.json (figures as fractions with their counts, entity errors per category, the spoken-task
@@ -53,19 +72,35 @@ def cli(checkpoint: str, cuts_path: str, out_dir: str, num_beams: int, batch_siz
       jstip evaluate --checkpoint exp/tiny/checkpoints/last.ckpt \\
           --cuts mini/test/cuts.jsonl.gz --out exp/tiny/eval --beam 4
       jstip report exp/asr_only/eval exp/tiny/eval --out exp/report.html
+      jstip evaluate --whisper tiny.en --cuts mini/test/cuts.jsonl.gz --out exp/whisper_tiny_en
     """
-    from jstip.evaluate.decode import evaluate_checkpoint
     from jstip.evaluate.scoring import summary_line
 
+    if (checkpoint is None) == (whisper_model is None):
+        raise click.UsageError("give either --checkpoint (a jstip model) or --whisper (a Whisper baseline)")
     try:
-        metrics = evaluate_checkpoint(
-            checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size, max_utterances=max_utterances,
-            max_new_tokens=max_new_tokens, spoken_tasks=spoken_tasks, voice=voice, spoken_items=spoken_items,
-            shots=shots, response_tokens=response_tokens, normalizer=normalizer, device=device, threads=threads,
-            progress=progress)
+        if whisper_model is not None:
+            from jstip.evaluate.whisper_eval import evaluate_whisper
+
+            metrics = evaluate_whisper(whisper_model, cuts_path, out_dir, decoding=whisper_decoding,
+                                       batch_size=batch_size, max_utterances=max_utterances, normalizer=normalizer,
+                                       threads=threads or 2, engine=whisper_engine, progress=progress)
+        else:
+            from jstip.evaluate.decode import evaluate_checkpoint
+
+            metrics = evaluate_checkpoint(
+                checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size,
+                max_utterances=max_utterances, max_new_tokens=max_new_tokens, spoken_tasks=spoken_tasks, voice=voice,
+                spoken_items=spoken_items, shots=shots, response_tokens=response_tokens, normalizer=normalizer,
+                device=device, threads=threads, progress=progress, listen_utterances=listen_utterances,
+                precision=precision)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     line = f"{metrics['num_utterances']} utterances: {summary_line(metrics)}"
+    listening = metrics.get("listening") or {}
+    if listening.get("rise") is not None:
+        line += (f"; loss/token own audio {listening['loss_own']:.2f}, other audio {listening['loss_other']:.2f} "
+                 f"(+{listening['rise']:.2f} nats)")
     mg = metrics.get("modality_gap") or {}
     if mg.get("gap") is not None:
         line += (f"; MCQ text {100 * mg['accuracy_text']:.1f}% speech {100 * mg['accuracy_speech']:.1f}% "

@@ -155,7 +155,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
                         batch_size: int = 8, max_utterances: int | None = None, max_new_tokens: int = 256,
                         spoken_tasks: bool = True, voice: str = "espeak:en-us+f3@160", spoken_items: int | None = None,
                         shots: int = 5, response_tokens: int = 128, normalizer: str = "english-v1",
-                        device: str | None = None, threads: int | None = None, progress: bool = True) -> dict:
+                        device: str | None = None, threads: int | None = None, progress: bool = True,
+                        listen_utterances: int | None = 100, precision: str = "auto") -> dict:
     """Decode ``cuts_path`` with ``checkpoint`` and write ``out_dir/{metrics.json,hyps.jsonl}``.
 
     Also writes ``out_dir/train/metrics.jsonl`` (the run's training log up to the checkpoint's step, for the learning
@@ -170,6 +171,9 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         spoken_tasks, voice, spoken_items, shots, response_tokens: the spoken tasks
             (:func:`jstip.evaluate.spoken_eval.run_spoken_tasks`).
         normalizer: the WER normaliser (:func:`jstip.evaluate.scoring.score`).
+        precision: ``auto`` (bfloat16 autocast where the device computes it natively), ``bf16`` or ``fp32``.
+        listen_utterances: utterances of the "does it listen" figure (:mod:`jstip.evaluate.listening`: loss per
+            token with own vs another utterance's audio), 0 to skip; None: all.
         device: ``cpu``, ``cuda``, ``cuda:1``...; None: the first GPU if there is one, else the CPU.
         threads: torch CPU threads; None: the run config's ``num_threads`` (else torch's default). On a busy CPU,
             more threads than free cores makes decoding many times slower.
@@ -203,16 +207,26 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     cuts = cuts.to_eager()
     refs = refs_from_cuts(cuts)
     rejects = RejectLog(out / "rejected.jsonl", "evaluate")
-    hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
-                       batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress)
+    from jstip.train.run import autocast
+
+    with autocast(device, precision):
+        hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
+                           batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress)
     result = score(refs, hyps, normalizer=normalizer)
+    if listen_utterances != 0:
+        from jstip.evaluate.listening import listening_figure
+
+        with autocast(device, precision):
+            result["listening"] = listening_figure(model, tokenizer, config, cuts, max_utterances=listen_utterances,
+                                                   batch_size=batch_size)
 
     if spoken_tasks:
         from jstip.evaluate.spoken_eval import run_spoken_tasks
 
-        summary, per_item = run_spoken_tasks(model, tokenizer, bos_ids(tokenizer, config), voice=voice,
-                                             limit=spoken_items, shots=shots, max_new_tokens=response_tokens,
-                                             batch_size=batch_size, progress=progress)
+        with autocast(device, precision):
+            summary, per_item = run_spoken_tasks(model, tokenizer, bos_ids(tokenizer, config), voice=voice,
+                                                 limit=spoken_items, shots=shots, max_new_tokens=response_tokens,
+                                                 batch_size=batch_size, progress=progress)
         result.update(summary)
         task_dir = out / "spoken_tasks"
         task_dir.mkdir(exist_ok=True)
@@ -234,6 +248,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         "checkpoint": str(ckpt_path.resolve()), "step": step, "cuts": str(Path(cuts_path).resolve()),
         "decoding": "greedy" if num_beams == 1 else f"beam search, {num_beams} beams",
         "num_beams": num_beams, "max_new_tokens": max_new_tokens, "max_utterances": max_utterances,
+        "precision": precision,
         "device": str(device),
         "training_log": str(exp_dir / "metrics.jsonl") if log_rows else None,
         "training_log_copy": str(train_log) if train_log else None,

@@ -257,17 +257,32 @@ def _counts_text(counts: dict | None) -> str:
 
 
 def _metrics_table(runs: Sequence[Run]) -> tuple[list[str], list[list[str]]]:
-    header = ["figure (%)"] + [run.name for run in runs]
+    header = ["figure (% unless noted)"] + [run.name for run in runs]
     rows = []
     for name in HEADLINE:
         if all(run.metrics.get(name) is None for run in runs):
             continue
         rows.append([name.upper().replace("_", "-")] + [
             f"{_pct(run.metrics.get(name))} ({_counts_text(run.metrics.get(f'{name}_counts'))})" for run in runs])
+    rows += _listening_rows(runs)
     rows.append(["utterances"] + [str(run.metrics.get("num_utterances", len(run.utterances))) for run in runs])
     rows.append(["missing / extra ids"] + [
         f"{len(run.metrics.get('missing_ids', []))} / {len(run.metrics.get('extra_ids', []))}" for run in runs])
     return header, rows
+
+
+LISTENING_ROWS = (("loss_own", "loss per token, own audio (nats)"),
+                  ("loss_other", "loss per token, another utterance's audio (nats)"),
+                  ("rise", "does it listen: rise with another's audio (nats)"))
+
+
+def _listening_rows(runs: Sequence[Run]) -> list[list[str]]:
+    """The "does it listen" figure of `jstip evaluate` (jstip.evaluate.listening), for the runs that have it."""
+    figures = [run.metrics.get("listening") or {} for run in runs]
+    if all(f.get("rise") is None for f in figures):
+        return []
+    return [[label] + ["–" if f.get(key) is None else f"{f[key]:+.2f}" if key == "rise" else f"{f[key]:.2f}"
+                       for f in figures] for key, label in LISTENING_ROWS]
 
 
 def _difference_table(differences: Sequence[Difference]) -> tuple[list[str], list[list[str]]]:
@@ -412,7 +427,7 @@ class Report:
 
 def build_report(
     run_dirs: Sequence[str | Path], title: str = "jstip report", num_samples: int = 1000, worst: int = 10,
-    seed: int = 0,
+    seed: int = 0, names: Sequence[str] | None = None,
 ) -> Report:
     """Load the runs and build the HTML and Markdown of the report (see the module docstring).
 
@@ -420,9 +435,10 @@ def build_report(
         run_dirs: run folders; the first is the baseline that the others are compared with.
         num_samples: bootstrap samples per comparison.
         worst: how many worst utterances to show per run.
+        names: display names of the runs (default: their folder names).
     """
     paths = [Path(p) for p in run_dirs]
-    names = _unique_names(paths)
+    names = list(names) if names else _unique_names(paths)
     runs = [load_run(p, n) for p, n in zip(paths, names)]
 
     differences: list[Difference] = []

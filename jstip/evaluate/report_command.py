@@ -37,7 +37,10 @@ def cli() -> None:
 @click.option("--worst", default=10, show_default=True, type=click.IntRange(min=0),
               help="Worst utterances shown per run.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the bootstrap.")
-def runs(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int, worst: int, seed: int) -> None:
+@click.option("--name", "names", multiple=True,
+              help="Display name of each RUN_DIR, in order (repeatable; default: the folder names).")
+def runs(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int, worst: int, seed: int,
+         names: tuple[str, ...]) -> None:
     """Write a report comparing RUN_DIRs (the first one is the baseline).
 
     Each RUN_DIR holds metrics.json and hyps.jsonl (from `jstip score` or `jstip evaluate`) and optionally training
@@ -54,8 +57,11 @@ def runs(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int,
     """
     from jstip.evaluate.report import build_report, write_report
 
+    if names and len(names) != len(run_dirs):
+        raise click.UsageError(f"{len(names)} --name for {len(run_dirs)} run folders: give one name per RUN_DIR")
     try:
-        report = build_report(run_dirs, title=title, num_samples=num_samples, worst=worst, seed=seed)
+        report = build_report(run_dirs, title=title, num_samples=num_samples, worst=worst, seed=seed,
+                              names=list(names) or None)
     except FileNotFoundError as err:
         raise click.ClickException(str(err)) from err
     html_path, md_path = write_report(report, out_html)

@@ -75,6 +75,21 @@ def test_report_shows_spoken_task_figures_when_present(two_runs, tmp_path):
     assert "| instructions: prompt level (mean of strict, loose) | 40.0 | 50.0 |" in report.markdown
 
 
+def test_report_shows_the_listening_figure_of_runs_that_have_it(two_runs, tmp_path):
+    import shutil as sh
+
+    listens = tmp_path / "listens"
+    sh.copytree(two_runs[1], listens)
+    metrics = json.loads((listens / "metrics.json").read_text())
+    metrics["listening"] = {"loss_own": 0.31, "loss_other": 4.52, "rise": 4.21, "tokens": 900, "utterances": 100}
+    (listens / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report([two_runs[0], listens], num_samples=20, names=["baseline", "listens"])
+    assert "| does it listen: rise with another's audio (nats) | – | +4.21 |" in report.markdown
+    assert "| loss per token, own audio (nats) | – | 0.31 |" in report.markdown
+    assert "another utterance&#x27;s audio" in report.html or "another utterance's audio" in report.html
+    assert "does it listen" not in build_report([two_runs[0]], num_samples=20).markdown
+
+
 def test_report_names_a_missing_file(tmp_path):
     (tmp_path / "run").mkdir()
     result = CliRunner().invoke(cli, [str(tmp_path / "run"), "--out", str(tmp_path / "r.html")])
