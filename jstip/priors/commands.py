@@ -7,7 +7,7 @@ import click
 
 @click.group(name="pretrain")
 def cli():
-    """Pretrain the speech encoder (CTC) and the tiny LLM (text) that a CPU-scale speech-LLM starts from.
+    """Priors: the adapter's CTC warm start (pretrained parts), or a CTC encoder and a tiny LLM from scratch.
 
     \b
     Examples:
@@ -108,4 +108,53 @@ def text_lm(texts, transcripts, out_dir, max_minutes, max_steps, vocab_size, con
     line = f"{result.steps} steps in {result.elapsed / 60:.1f} min -> {result.out_dir}"
     if result.held_out_ppl is not None:
         line += f"; held-out perplexity {result.held_out_ppl:.1f} (untrained {result.untrained_ppl:.1f})"
+    click.echo(line)
+
+
+@cli.command(name="adapter-ctc", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("--train-cuts", required=True, type=click.Path(exists=True, dir_okay=False), help="lhotse cuts to train on.")
+@click.option("--dev-cuts", type=click.Path(exists=True, dir_okay=False), help="Cuts for the greedy CTC dev WER.")
+@click.option("--test-cuts", type=click.Path(exists=True, dir_okay=False),
+              help="Cuts to decode and score into OUT/test (a system row for `jstip report`).")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
+@click.option("--config-name", "config", default="whisper_smollm2", show_default=True,
+              help="Packaged speech-LLM config whose model section (encoder, adapter, LLM) is used.")
+@click.option("--text", "texts", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Text file whose LLM tokens join the CTC vocabulary (repeatable; e.g. the domain text).")
+@click.option("--epochs", default=6, show_default=True, type=click.IntRange(min=1), help="Passes over the cuts.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1), help="Cuts per step.")
+@click.option("--lr", default=1e-3, show_default=True, help="Peak AdamW learning rate.")
+@click.option("--seed", default=0, show_default=True)
+@click.option("--num-threads", default=2, show_default=True, help="Torch CPU threads.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
+@click.pass_context
+def adapter_ctc(ctx, train_cuts, dev_cuts, test_cuts, out_dir, config, texts, epochs, batch_size, lr, seed,
+                num_threads, progress):
+    """Warm-start the speech-LLM's adapter: CTC over the LLM's vocabulary on frozen encoder outputs, no LLM pass.
+
+    Arguments after the options are Hydra overrides of the config's model section (e.g.
+    model.encoder.path=base model.encoder.cache_dir=exp/features). Writes OUT/adapter.safetensors (start a run from it
+    with `jstip train ... model.adapter.init_from=OUT/adapter.safetensors`), OUT/ctc_head.safetensors,
+    OUT/adapter_ctc.json, OUT/metrics.jsonl, OUT/rejected.jsonl and the greedy CTC transcripts scored in
+    OUT/dev and OUT/test.
+
+    \b
+    Example:
+        jstip pretrain adapter-ctc --train-cuts data/mini/train/cuts.jsonl.gz --dev-cuts data/mini/dev/cuts.jsonl.gz \\
+            --text data/mini/text/domain.txt --out exp/adapter_ctc model.encoder.cache_dir=exp/features
+    """
+    from jstip.priors.adapter_ctc import train_adapter_ctc
+
+    try:
+        result = train_adapter_ctc(train_cuts, out_dir, dev_cuts=dev_cuts, test_cuts=test_cuts, config=config,
+                                   overrides=list(ctx.args), text_files=texts, epochs=epochs, batch_size=batch_size,
+                                   lr=lr, seed=seed, num_threads=num_threads, progress=progress)
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    line = (f"{result.steps} steps in {result.elapsed / 60:.1f} min, {result.kept} cuts ({result.rejected} rejected) "
+            f"-> {result.out_dir / 'adapter.safetensors'}")
+    if result.dev_wer is not None:
+        line += f"; dev WER {100 * result.dev_wer:.1f}% (greedy CTC)"
+    if result.test_wer is not None:
+        line += f", test {100 * result.test_wer:.1f}%"
     click.echo(line)
