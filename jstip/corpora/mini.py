@@ -3,9 +3,16 @@
 Sentences come from templates in ``data/templates/`` filled with real term lists from ``data/terms/`` (drug names,
 ICD-10-CM conditions, procedures). Medical entities are annotated in ``supervision.custom["entities"]``.
 
-Designed for measuring entity transfer:
-- a held-out share of every term list never occurs in a train transcript; test sentences use mostly held-out terms;
-  the held-out terms do occur in the text-only domain corpus ``text/domain.txt`` (what JSTIP's domain text brings);
+Designed for measuring entity transfer across exposure, as real domain adaptation is: some terms are frequent in the
+training audio, many are heard once or twice, many never, while the domain text has them all.
+- each term list is shuffled into exposure tiers: terms never spoken in train (``0``), spoken 1-2 times, 3-9 times,
+  10-14 times (``>=10``), and train-only terms that fill the remaining train slots; the tiers are sized to the train
+  set's entity slots, so every tier's terms reach their counts;
+- dev and test entities are drawn tier by tier with equal chances, so the test set's entity instances fall evenly in
+  the exposure buckets 0 / 1-2 / 3-9 / >=10 (at least 50 each at the default 3,000 utterances);
+- every term occurs in the text-only domain corpus ``text/domain.txt`` (what JSTIP's domain text brings);
+- ``terms.json`` gives each term's tier, its train-audio count (recounted from the synthesised train cuts) and its
+  domain-text count;
 - test (and dev) voices are accents never heard in training (``jstip.tts.voices``);
 - no dev or test sentence is a train transcript or a line of the text corpora, and each occurs once in its split.
 
@@ -14,7 +21,7 @@ Layout of ``out_dir``::
     {train,dev,test}/  recordings.jsonl.gz supervisions.jsonl.gz cuts.jsonl.gz rejected.jsonl audio/ meta/
     text/domain.txt    medical sentences, text only (held-out terms included)
     text/general.txt   general sentences, text only
-    terms.json         every term with its category and whether it is held out of train
+    terms.json         every term: category, exposure tier, train-audio and domain-text counts
     summary.json       counts, hours, voices per split
 """
 
@@ -33,7 +40,10 @@ from jstip.tts.voices import voices_for_split
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"
 SPLITS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 ENTITY_SLOTS = {"drug": "drug", "drug2": "drug", "condition": "condition", "procedure": "procedure"}
-HELD_OUT_SHARE = 0.3
+# Exposure tiers: the range of train-audio occurrences each tier's terms get. The test set draws its entities from
+# these four with equal chances; the remaining terms ("train") only fill train slots.
+EXPOSURE_TIERS = {"0": (0, 0), "1-2": (1, 2), "3-9": (3, 9), ">=10": (10, 14)}
+QUOTA_SHARE = 0.7  # share of the train set's entity slots that the tiers' quotas may take
 _SLOT = re.compile(r"\{(\w+)\}")
 
 
@@ -84,26 +94,60 @@ def fill_template(template: str, values: dict[str, str]) -> tuple[str, list[dict
     return "".join(out), entities
 
 
-def split_terms(terms: dict[str, list[str]], seed: int) -> dict[str, dict[str, list[str]]]:
-    """Per category: ``seen`` terms (train) and ``held_out`` terms (never in train transcripts)."""
-    rng = random.Random(seed)
-    out = {}
-    for cat, items in terms.items():
-        items = sorted(items)
-        rng.shuffle(items)
-        k = max(1, int(len(items) * HELD_OUT_SHARE))
-        out[cat] = {"held_out": sorted(items[:k]), "seen": sorted(items[k:])}
-    return out
+class TermPicker:
+    """Fills a sentence's entity slots: first from a queue of owed occurrences (in order), then by a random draw.
+
+    Args:
+        owed: per category, terms to place (a term listed k times is placed k times).
+        pools: per category, the terms a random draw takes from (a list of lists: a pool is drawn first, then a term,
+            so each pool gets an equal share of draws).
+    """
+
+    def __init__(self, owed: dict[str, list[str]], pools: dict[str, list[list[str]]], rng: random.Random) -> None:
+        self.owed = {c: list(v) for c, v in owed.items()}
+        self.pools = {c: [p for p in v if p] for c, v in pools.items()}
+        self.rng = rng
+        self._taken: list[tuple[str, int, str]] = []  # owed terms handed out for the current sentence
+
+    def begin(self) -> None:
+        """A new sentence: what it takes from the owed queues can be given back with :meth:`undo`."""
+        self._taken = []
+
+    def undo(self) -> None:
+        for category, i, term in reversed(self._taken):
+            self.owed[category].insert(i, term)
+        self._taken = []
+
+    def __call__(self, category: str, used: set[str]) -> str:
+        queue = self.owed.get(category, [])
+        for i, term in enumerate(queue):
+            if term not in used:
+                self._taken.append((category, i, term))
+                return queue.pop(i)
+        for _ in range(100):
+            term = self.rng.choice(self.rng.choice(self.pools[category]))
+            if term not in used:
+                return term
+        raise ValueError(f"cannot draw two different {category} terms for one sentence: add terms to data/terms/")
+
+    def owes(self) -> int:
+        return sum(len(v) for v in self.owed.values())
+
+
+def random_picker(terms: dict[str, list[str]], rng: random.Random) -> TermPicker:
+    """Uniform draws from each category's terms."""
+    return TermPicker({}, {c: [v] for c, v in terms.items()}, rng)
 
 
 def make_sentences(
-    n: int, kind: str, terms: dict[str, list[str]], rng: random.Random, avoid: set[str] = frozenset(),
+    n: int, kind: str, pick: TermPicker | None, rng: random.Random, avoid: set[str] = frozenset(),
     distinct: bool = False,
 ) -> list[tuple[str, list[dict]]]:
-    """``n`` sentences of ``kind`` (``medical`` or ``general``) with their entities.
+    """``n`` sentences of ``kind`` (``medical`` or ``general``) with their entities; ``pick`` fills entity slots.
 
     A drawn sentence whose text is in ``avoid`` (or, with ``distinct``, was drawn already) is drawn again: how dev/test
-    sentences stay out of train transcripts and the text corpora out of dev/test.
+    sentences stay out of train transcripts and the text corpora out of dev/test. Only the slots a template uses are
+    filled, so every term ``pick`` hands out is spoken.
     """
     slots = json.loads((_data_dir() / "templates" / "slots.json").read_text())
     templates = load_templates(kind)
@@ -116,52 +160,145 @@ def make_sentences(
             raise ValueError(f"only {len(out)} of {n} {'distinct ' if distinct else ''}{kind} sentences could be drawn "
                              f"from data/templates/{kind}.txt outside the {len(avoid)} excluded ones: add templates "
                              "or slot values, or ask for fewer utterances")
+        template = rng.choice(templates)
         values = {k: rng.choice(v) for k, v in slots.items()}
-        if kind == "medical":
-            values["drug"], values["drug2"] = rng.sample(terms["drug"], 2)
-            values["condition"] = rng.choice(terms["condition"])
-            values["procedure"] = rng.choice(terms["procedure"])
-        sentence = fill_template(rng.choice(templates), values)
+        used: set[str] = set()
+        entity_slots = [m for m in dict.fromkeys(_SLOT.findall(template)) if m in ENTITY_SLOTS]
+        if entity_slots and pick is None:
+            raise ValueError(f"data/templates/{kind}.txt: a template has entity slots; give terms to fill them")
+        values.update({slot: "" for slot in entity_slots})
+        if pick is not None:
+            pick.begin()
+        for slot in entity_slots:
+            values[slot] = pick(ENTITY_SLOTS[slot], used)
+            used.add(values[slot])
+        sentence = fill_template(template, values)
         if sentence[0] in avoid or (distinct and sentence[0] in taken):
+            if pick is not None:
+                pick.undo()  # the owed terms of a sentence drawn again are owed again
             continue
         taken.add(sentence[0])
         out.append(sentence)
     return out
 
 
-def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) -> dict:
-    """What the mini corpus will hold: items per split, domain and general text, the term split."""
+def _slot_rates(kind: str = "medical") -> dict[str, float]:
+    """Mean number of entity slots of each category per sentence of ``kind`` (templates drawn uniformly)."""
+    templates = load_templates(kind)
+    rates = {c: 0.0 for c in set(ENTITY_SLOTS.values())}
+    for t in templates:
+        for slot in dict.fromkeys(_SLOT.findall(t)):
+            if slot in ENTITY_SLOTS:
+                rates[ENTITY_SLOTS[slot]] += 1 / len(templates)
+    return rates
+
+
+def assign_tiers(terms: dict[str, list[str]], train_sentences: int, seed: int) -> dict[str, dict[str, list[str]]]:
+    """Per category, the terms of each exposure tier (``EXPOSURE_TIERS``) and the train-only rest (``train``).
+
+    Each tier gets as many terms as the train set's slots of that category can hold at ``QUOTA_SHARE`` (10-14
+    occurrences for the top tier, 3-9, 1-2 below), and at most a sixth of the category's terms.
+    """
     rng = random.Random(seed)
-    term_split = split_terms(load_terms(), seed)
-    seen = {c: v["seen"] for c, v in term_split.items()}
-    held = {c: v["held_out"] for c, v in term_split.items()}
-    mixed = {c: v["seen"] + v["held_out"] for c, v in term_split.items()}
+    rates = _slot_rates("medical")
+    mean_count = sum((lo + hi) / 2 for lo, hi in EXPOSURE_TIERS.values())
+    out = {}
+    for cat, items in terms.items():
+        items = sorted(items)
+        rng.shuffle(items)
+        capacity = rates.get(cat, 0.0) * train_sentences * QUOTA_SHARE
+        k = max(1, min(len(items) // 6, int(capacity / mean_count)))
+        tiers = {name: sorted(items[i * k:(i + 1) * k]) for i, name in enumerate(EXPOSURE_TIERS)}
+        tiers["train"] = sorted(items[len(EXPOSURE_TIERS) * k:])
+        out[cat] = tiers
+    return out
+
+
+def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) -> dict:
+    """What the mini corpus will hold: items per split, domain and general text, the exposure tiers of the terms."""
+    rng = random.Random(seed)
+    terms = load_terms()
+    counts = {split: max(1, round(num_utterances * share)) for split, share in SPLITS.items() if split != "train"}
+    counts = {"train": num_utterances - sum(counts.values()), **counts}
+    tiers = assign_tiers(terms, round(counts["train"] * medical_share), seed)
+    # Train: every tiered term owes its drawn number of occurrences; train-only terms fill the other slots.
+    owed = {}
+    for cat, by_tier in tiers.items():
+        queue = [t for name, (lo, hi) in EXPOSURE_TIERS.items() for t in by_tier[name]
+                 for _ in range(rng.randint(lo, hi))]
+        rng.shuffle(queue)
+        owed[cat] = queue
+    train_pick = TermPicker(owed, {c: [v["train"] or [t for n in EXPOSURE_TIERS for t in v[n]]]
+                                   for c, v in tiers.items()}, rng)
     items: dict[str, list[dict]] = {}
     start = 0
     held_out_texts: set[str] = set()  # train transcripts, then every dev/test sentence: what later splits avoid
-    for split, share in SPLITS.items():
-        n = max(1, round(num_utterances * share)) if split != "train" else 0
-        items[split] = []
-        if split == "train":
-            n = num_utterances - sum(max(1, round(num_utterances * s)) for k, s in SPLITS.items() if k != "train")
+    eval_pick = None
+    for split, n in counts.items():
         n_med = round(n * medical_share)
-        pools = {"train": seen, "dev": mixed, "test": held}[split]
         evaluated = split != "train"  # dev/test: distinct, never a train transcript or a sentence of another split
-        sents = (make_sentences(n_med, "medical", pools, rng, held_out_texts, distinct=evaluated)
-                 + make_sentences(n - n_med, "general", seen, rng, held_out_texts, distinct=evaluated))
+        if evaluated and eval_pick is None:
+            # A small corpus may not hold every quota: a tiered term's tier is the bucket its train count fell in.
+            heard = _entity_counts(e for item in items["train"] for e in item["entities"])
+            tiers = {c: {**{name: sorted(t for name2 in EXPOSURE_TIERS for t in v[name2]
+                                         if exposure_bucket(heard.get((c, t), 0)) == name) for name in EXPOSURE_TIERS},
+                         "train": v["train"]} for c, v in tiers.items()}
+            # Dev and test: a tier first, with equal chances, then one of its terms.
+            eval_pick = TermPicker({}, {c: [v[name] for name in EXPOSURE_TIERS] for c, v in tiers.items()}, rng)
+        pick = eval_pick if evaluated else train_pick
+        sents = (make_sentences(n_med, "medical", pick, rng, held_out_texts, distinct=evaluated)
+                 + make_sentences(n - n_med, "general", None, rng, held_out_texts, distinct=evaluated))
         held_out_texts.update(text for text, _ in sents)
         rng.shuffle(sents)
-        for i, (text, ents) in enumerate(sents):
-            items[split].append({"id": f"mini-{split}-{start + i:05d}", "text": text, "entities": ents,
-                                 "custom": {"domain": "medical" if ents else "general"}})
+        items[split] = [{"id": f"mini-{split}-{start + i:05d}", "text": text, "entities": ents,
+                         "custom": {"domain": "medical" if ents else "general"}} for i, (text, ents) in enumerate(sents)]
         start += n
-    # The text corpora hold train transcripts' kind of sentences but never a dev or test sentence.
+    # The text corpora never hold a dev or test sentence; the domain text holds every term at least once.
     evaluation = {item["text"] for split in ("dev", "test") for item in items[split]}
-    domain = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "medical", mixed, rng, evaluation)]
-    domain += [t for t, _ in make_sentences(max(100, num_utterances // 2), "medical", held, rng, evaluation)]
+    all_terms = {c: sorted(t for v in by_tier.values() for t in v) for c, by_tier in tiers.items()}
+    domain_pick = TermPicker({c: rng.sample(v, len(v)) for c, v in all_terms.items()}, {c: [v] for c, v in
+                                                                                          all_terms.items()}, rng)
+    domain = []
+    while domain_pick.owes():
+        domain += make_sentences(1, "medical", domain_pick, rng, evaluation)
+    domain += make_sentences(max(200, 2 * num_utterances), "medical", random_picker(all_terms, rng), rng, evaluation)
     rng.shuffle(domain)
-    general = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "general", seen, rng, evaluation)]
-    return {"items": items, "domain": domain, "general": general, "terms": term_split}
+    general = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "general", None, rng, evaluation)]
+    domain_counts = _entity_counts(e for _, ents in domain for e in ents)
+    return {"items": items, "domain": [t for t, _ in domain], "general": general, "tiers": tiers,
+            "domain_counts": domain_counts}
+
+
+def exposure_bucket(count: int) -> str:
+    """The exposure tier (``EXPOSURE_TIERS``) that ``count`` train-audio occurrences fall in."""
+    for name, (lo, hi) in EXPOSURE_TIERS.items():
+        if lo <= count <= hi:
+            return name
+    return ">=10"
+
+
+def _entity_counts(entities) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for e in entities:
+        counts[(e["category"], e["text"])] = counts.get((e["category"], e["text"]), 0) + 1
+    return counts
+
+
+def term_counts(cuts) -> dict[tuple[str, str], int]:
+    """(category, term) -> annotated occurrences in the supervisions of ``cuts``."""
+    return _entity_counts(e for cut in cuts for sup in cut.supervisions for e in (sup.custom or {}).get("entities", []))
+
+
+def terms_table(tiers: dict, train_counts: dict, domain_counts: dict) -> dict:
+    """The ``terms.json`` object: every term with its tier and its train-audio and domain-text counts."""
+    rows = []
+    for cat, by_tier in sorted(tiers.items()):
+        for tier, items in by_tier.items():
+            rows.extend({"text": t, "category": cat, "tier": tier, "train_audio": train_counts.get((cat, t), 0),
+                         "domain_text": domain_counts.get((cat, t), 0)} for t in items)
+    return {"tiers": {name: list(r) for name, r in EXPOSURE_TIERS.items()},
+            "note": "train_audio: annotated occurrences in the synthesised train cuts; domain_text: in text/domain.txt",
+            "terms": rows}
 
 
 def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0, num_jobs: int = 2,
@@ -179,7 +316,6 @@ def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0,
     (out_dir / "text").mkdir(parents=True, exist_ok=True)
     (out_dir / "text" / "domain.txt").write_text("\n".join(plan["domain"]) + "\n")
     (out_dir / "text" / "general.txt").write_text("\n".join(plan["general"]) + "\n")
-    (out_dir / "terms.json").write_text(json.dumps(plan["terms"], indent=1))
     cuts, summary = {}, {"num_utterances": num_utterances, "seed": seed, "splits": {}}
     for split, items in plan["items"].items():
         cs = synthesize_items(items, out_dir / split, voices=voices_for_split(split), num_jobs=num_jobs,
@@ -191,5 +327,8 @@ def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0,
             "voices": sorted({c.supervisions[0].speaker for c in cs}),
             "entities": sum(len(c.supervisions[0].custom.get("entities", [])) for c in cs),
         }
+    # Counted from the train cuts as synthesised (an item the TTS rejected was never heard).
+    table = terms_table(plan["tiers"], term_counts(cuts["train"]), plan["domain_counts"])
+    (out_dir / "terms.json").write_text(json.dumps(table, indent=1))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return cuts

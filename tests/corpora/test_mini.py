@@ -53,14 +53,47 @@ def test_cli_writes_manifests_with_exact_alignments_and_entities(tmp_path):
     assert not voices["dev"] & voices["train"]
 
 
-def test_test_entities_are_absent_from_train_text_but_in_domain_text(mini_corpus):
-    train_text = " ".join(c.supervisions[0].text for c in load(mini_corpus, "train"))
+def exposure_bucket(count: int) -> str:
+    return "0" if count == 0 else "1-2" if count <= 2 else "3-9" if count <= 9 else ">=10"
+
+
+def test_test_entities_fall_in_every_exposure_bucket():
+    """At the default size, the test set's entity instances cover train-audio exposure 0 / 1-2 / 3-9 / >=10, each
+    with at least 50 instances, and every term (heard or not) is in the domain text."""
+    from collections import Counter
+
+    from jstip.corpora.mini import plan_mini
+
+    plan = plan_mini(3000, seed=0)
+    heard = Counter((e["category"], e["text"]) for item in plan["items"]["train"] for e in item["entities"])
+    test = [(e["category"], e["text"]) for item in plan["items"]["test"] for e in item["entities"]]
+    buckets = Counter(exposure_bucket(heard[key]) for key in test)
+    assert set(buckets) == {"0", "1-2", "3-9", ">=10"} and min(buckets.values()) >= 50, buckets
+    for cat, by_tier in plan["tiers"].items():
+        for tier, terms in by_tier.items():
+            for term in terms:
+                assert plan["domain_counts"][(cat, term)] >= 1, term
+                if tier != "train":
+                    assert exposure_bucket(heard[(cat, term)]) == tier, (term, tier, heard[(cat, term)])
+
+
+def test_terms_json_counts_agree_with_a_recount_from_the_train_manifest(mini_corpus):
+    from collections import Counter
+
+    table = json.loads((mini_corpus / "terms.json").read_text())
+    recount = Counter((e["category"], e["text"]) for c in load(mini_corpus, "train")
+                      for e in c.supervisions[0].custom["entities"])
+    rows = {(r["category"], r["text"]): r for r in table["terms"]}
+    assert set(recount) <= set(rows)
+    for key, row in rows.items():
+        assert row["train_audio"] == recount.get(key, 0), key
+        if row["tier"] != "train":
+            assert exposure_bucket(row["train_audio"]) == row["tier"], row
     domain_text = (mini_corpus / "text" / "domain.txt").read_text()
-    test_entities = [e["text"] for c in load(mini_corpus, "test") for e in c.supervisions[0].custom["entities"]]
-    assert test_entities
-    for ent in test_entities:
-        assert ent not in train_text, ent
-    assert sum(ent in domain_text for ent in test_entities) >= len(test_entities) // 2
+    assert all(row["domain_text"] >= 1 and row["text"] in domain_text for row in rows.values())
+    test_entities = [(e["category"], e["text"]) for c in load(mini_corpus, "test")
+                     for e in c.supervisions[0].custom["entities"]]
+    assert test_entities and all(rows[key]["tier"] != "train" for key in test_entities)
 
 
 def test_prepare_is_restartable_and_deterministic(mini_corpus, tmp_path):
