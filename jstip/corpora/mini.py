@@ -34,6 +34,7 @@ from pathlib import Path
 
 from lhotse import CutSet
 
+from jstip.entities import bucket_of, count_entities, counts_from_cuts
 from jstip.tts.corpus import synthesize_items
 from jstip.tts.voices import voices_for_split
 
@@ -43,6 +44,7 @@ ENTITY_SLOTS = {"drug": "drug", "drug2": "drug", "condition": "condition", "proc
 # Exposure tiers: the range of train-audio occurrences each tier's terms get. The test set draws its entities from
 # these four with equal chances; the remaining terms ("train") only fill train slots.
 EXPOSURE_TIERS = {"0": (0, 0), "1-2": (1, 2), "3-9": (3, 9), ">=10": (10, 14)}
+TIER_EDGES = tuple(lo for lo, _ in EXPOSURE_TIERS.values())  # the same buckets as jstip.entities.DEFAULT_EDGES
 QUOTA_SHARE = 0.7  # share of the train set's entity slots that the tiers' quotas may take
 _SLOT = re.compile(r"\{(\w+)\}")
 
@@ -239,7 +241,7 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
         evaluated = split != "train"  # dev/test: distinct, never a train transcript or a sentence of another split
         if evaluated and eval_pick is None:
             # A small corpus may not hold every quota: a tiered term's tier is the bucket its train count fell in.
-            heard = _entity_counts(e for item in items["train"] for e in item["entities"])
+            heard = count_entities(e for item in items["train"] for e in item["entities"])
             tiers = {c: {**{name: sorted(t for name2 in EXPOSURE_TIERS for t in v[name2]
                                          if exposure_bucket(heard.get((c, t), 0)) == name) for name in EXPOSURE_TIERS},
                          "train": v["train"]} for c, v in tiers.items()}
@@ -264,29 +266,14 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
     domain += make_sentences(max(200, 2 * num_utterances), "medical", random_picker(all_terms, rng), rng, evaluation)
     rng.shuffle(domain)
     general = [t for t, _ in make_sentences(max(200, 2 * num_utterances), "general", None, rng, evaluation)]
-    domain_counts = _entity_counts(e for _, ents in domain for e in ents)
+    domain_counts = count_entities(e for _, ents in domain for e in ents)
     return {"items": items, "domain": [t for t, _ in domain], "general": general, "tiers": tiers,
             "domain_counts": domain_counts}
 
 
 def exposure_bucket(count: int) -> str:
     """The exposure tier (``EXPOSURE_TIERS``) that ``count`` train-audio occurrences fall in."""
-    for name, (lo, hi) in EXPOSURE_TIERS.items():
-        if lo <= count <= hi:
-            return name
-    return ">=10"
-
-
-def _entity_counts(entities) -> dict[tuple[str, str], int]:
-    counts: dict[tuple[str, str], int] = {}
-    for e in entities:
-        counts[(e["category"], e["text"])] = counts.get((e["category"], e["text"]), 0) + 1
-    return counts
-
-
-def term_counts(cuts) -> dict[tuple[str, str], int]:
-    """(category, term) -> annotated occurrences in the supervisions of ``cuts``."""
-    return _entity_counts(e for cut in cuts for sup in cut.supervisions for e in (sup.custom or {}).get("entities", []))
+    return bucket_of(count, TIER_EDGES)
 
 
 def terms_table(tiers: dict, train_counts: dict, domain_counts: dict) -> dict:
@@ -328,7 +315,7 @@ def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0,
             "entities": sum(len(c.supervisions[0].custom.get("entities", [])) for c in cs),
         }
     # Counted from the train cuts as synthesised (an item the TTS rejected was never heard).
-    table = terms_table(plan["tiers"], term_counts(cuts["train"]), plan["domain_counts"])
+    table = terms_table(plan["tiers"], counts_from_cuts(cuts["train"]), plan["domain_counts"])
     (out_dir / "terms.json").write_text(json.dumps(table, indent=1))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
     return cuts

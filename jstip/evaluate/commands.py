@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import click
 
+from jstip.entities import exposure_options
+
 
 @click.command(name="evaluate", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
@@ -54,12 +56,14 @@ import click
 @click.option("--listen-utterances", default=100, show_default=True, type=click.IntRange(min=0),
               help="Utterances of the 'does it listen' figure (loss per token with own vs another utterance's audio; "
                    "0 = skip).")
+@exposure_options
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str, whisper_engine: str,
         cuts_path: str, out_dir: str,
         num_beams: int, batch_size: int, max_utterances: int | None, max_new_tokens: int, spoken_tasks: bool,
         voice: str, spoken_items: int | None, shots: int, response_tokens: int, normalizer: str, device: str | None,
-        threads: int | None, precision: str, listen_utterances: int, progress: bool) -> None:
+        threads: int | None, precision: str, listen_utterances: int, exposure_cuts: tuple[str, ...],
+        exposure_edges: str, progress: bool) -> None:
     """Decode a test set with a checkpoint and score it: WER, CER, TER, entity error rate, spoken tasks.
 
     Writes OUT/metrics.json (figures as fractions with their counts, entity errors per category, the spoken-task
@@ -78,13 +82,20 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
 
     if (checkpoint is None) == (whisper_model is None):
         raise click.UsageError("give either --checkpoint (a jstip model) or --whisper (a Whisper baseline)")
+    from jstip.entities import parse_edges
+
+    try:
+        edges = parse_edges(exposure_edges)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--exposure-edges") from err
     try:
         if whisper_model is not None:
             from jstip.evaluate.whisper_eval import evaluate_whisper
 
             metrics = evaluate_whisper(whisper_model, cuts_path, out_dir, decoding=whisper_decoding,
                                        batch_size=batch_size, max_utterances=max_utterances, normalizer=normalizer,
-                                       threads=threads or 2, engine=whisper_engine, progress=progress)
+                                       threads=threads or 2, engine=whisper_engine, exposure_cuts=exposure_cuts,
+                                       exposure_edges=edges, progress=progress)
         else:
             from jstip.evaluate.decode import evaluate_checkpoint
 
@@ -93,7 +104,7 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
                 max_utterances=max_utterances, max_new_tokens=max_new_tokens, spoken_tasks=spoken_tasks, voice=voice,
                 spoken_items=spoken_items, shots=shots, response_tokens=response_tokens, normalizer=normalizer,
                 device=device, threads=threads, progress=progress, listen_utterances=listen_utterances,
-                precision=precision)
+                precision=precision, exposure_cuts=list(exposure_cuts) or None, exposure_edges=edges)
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     line = f"{metrics['num_utterances']} utterances: {summary_line(metrics)}"

@@ -156,7 +156,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
                         spoken_tasks: bool = True, voice: str = "espeak:en-us+f3@160", spoken_items: int | None = None,
                         shots: int = 5, response_tokens: int = 128, normalizer: str = "english-v1",
                         device: str | None = None, threads: int | None = None, progress: bool = True,
-                        listen_utterances: int | None = 100, precision: str = "auto") -> dict:
+                        listen_utterances: int | None = 100, precision: str = "auto",
+                        exposure_cuts=None, exposure_edges=None) -> dict:
     """Decode ``cuts_path`` with ``checkpoint`` and write ``out_dir/{metrics.json,hyps.jsonl}``.
 
     Also writes ``out_dir/train/metrics.jsonl`` (the run's training log up to the checkpoint's step, for the learning
@@ -172,6 +173,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
             (:func:`jstip.evaluate.spoken_eval.run_spoken_tasks`).
         normalizer: the WER normaliser (:func:`jstip.evaluate.scoring.score`).
         precision: ``auto`` (bfloat16 autocast where the device computes it natively), ``bf16`` or ``fp32``.
+        exposure_cuts: cut manifests that count how often each entity was heard in training (EER per exposure
+            bucket, ``exposure_edges``); None: the run's own ``data.train_cuts``; ``()``: none.
         listen_utterances: utterances of the "does it listen" figure (:mod:`jstip.evaluate.listening`: loss per
             token with own vs another utterance's audio), 0 to skip; None: all.
         device: ``cpu``, ``cuda``, ``cuda:1``...; None: the first GPU if there is one, else the CPU.
@@ -212,7 +215,18 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     with autocast(device, precision):
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
                            batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress)
-    result = score(refs, hyps, normalizer=normalizer)
+    if exposure_cuts is None:
+        train_cuts = (config.get("data") or {}).get("train_cuts")
+        exposure_cuts = [train_cuts] if isinstance(train_cuts, str) else list(train_cuts or [])
+        exposure_cuts = [p for p in exposure_cuts if Path(p).is_file()]
+    exposure = None
+    if exposure_cuts:
+        from jstip.entities import exposure_from_manifests
+
+        exposure = exposure_from_manifests(exposure_cuts)
+    result = score(refs, hyps, normalizer=normalizer, exposure=exposure, exposure_edges=exposure_edges)
+    if exposure_cuts:
+        result["eer_per_exposure"]["cuts"] = [str(Path(p).resolve()) for p in exposure_cuts]
     if listen_utterances != 0:
         from jstip.evaluate.listening import listening_figure
 

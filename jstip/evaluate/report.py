@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jstip.evaluate.stats import paired_bootstrap
+from jstip.evaluate.stats import bootstrap_ratios, paired_bootstrap
 
 HEADLINE = ("wer", "cer", "ter", "eer", "u_wer", "b_wer")
 LOSS_KEYS = ("loss", "train_loss", "val_loss", "dev_loss")
@@ -234,6 +234,76 @@ def _curve_chart(runs: Sequence[Run]) -> bytes | None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _figure_png(fig)
+
+
+def _exposure_chart(labels: list[str], series: dict[str, list[tuple[float, float, float] | None]]) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.0, 3.6))
+    x = np.arange(len(labels))
+    for name, points in series.items():
+        y = np.array([np.nan if p is None else 100 * p[0] for p in points])
+        lo = np.array([np.nan if p is None else 100 * p[1] for p in points])
+        hi = np.array([np.nan if p is None else 100 * p[2] for p in points])
+        line = ax.plot(x, y, marker="o", label=name)[0]
+        ax.fill_between(x, lo, hi, alpha=0.15, color=line.get_color())
+    ax.set_xticks(x, labels)
+    ax.set_xlabel("times the term was heard in the training audio")
+    ax.set_ylabel("EER % (95% interval)")
+    ax.set_title("Entity error rate by exposure")
+    ax.set_ylim(0, 105)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _figure_png(fig)
+
+
+def exposure_figures(run: Run, edges: Sequence[int], num_samples: int = 1000,
+                     seed: int = 0) -> dict[str, tuple[float, float, float, int, int] | None]:
+    """Per exposure bucket: (EER, 95% low, 95% high, misses, entities), bootstrapped over the run's utterances from
+    the ``exposure`` of each entity result in hyps.jsonl; None for a bucket without entities or a run without
+    exposure counts."""
+    from jstip.entities import bucket_labels, bucket_of
+
+    labels = bucket_labels(edges)
+    entity_rows = [e for row in run.utterances for e in row.get("entities") or []]
+    if not entity_rows or any("exposure" not in e for e in entity_rows):
+        return {label: None for label in labels}
+    misses = np.zeros((len(labels), len(run.utterances)))
+    totals = np.zeros_like(misses)
+    for j, row in enumerate(run.utterances):
+        for e in row.get("entities") or []:
+            i = labels.index(bucket_of(int(e["exposure"]), edges))
+            totals[i, j] += 1
+            misses[i, j] += not e["hit"]
+    value, low, high, _ = bootstrap_ratios(misses, totals, num_samples, seed)
+    return {label: None if totals[i].sum() == 0 else
+            (float(value[i]), float(low[i]), float(high[i]), int(misses[i].sum()), int(totals[i].sum()))
+            for i, label in enumerate(labels)}
+
+
+def _exposure_table(runs: Sequence[Run], num_samples: int, seed: int):
+    """(header, rows, labels, per-run figures) of EER by exposure, or None when no run has exposure counts."""
+    from jstip.entities import bucket_labels
+
+    with_exposure = [run for run in runs if run.metrics.get("eer_per_exposure")]
+    if not with_exposure:
+        return None
+    edges = with_exposure[0].metrics["eer_per_exposure"]["edges"]
+    labels = bucket_labels(edges)
+    figures = {run.name: exposure_figures(run, edges, num_samples, seed) for run in runs}
+    header = ["heard in training"] + [f"{run.name}: EER % [95% interval] (misses/entities)" for run in runs]
+    rows = []
+    for label in labels:
+        cells = [label]
+        for run in runs:
+            f = figures[run.name][label]
+            cells.append("–" if f is None else
+                         f"{_pct(f[0], 1)} [{_pct(f[1], 1)}, {_pct(f[2], 1)}] ({f[3]}/{f[4]})")
+        rows.append(cells)
+    return header, rows, labels, figures
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -464,6 +534,10 @@ def build_report(
     if curves is not None:
         charts["learning_curves"] = curves
 
+    exposure = _exposure_table(runs, num_samples, seed)
+    if exposure is not None:
+        charts["eer_by_exposure"] = _exposure_chart(exposure[2], {name: [f[label] for label in exposure[2]]
+                                                                  for name, f in exposure[3].items()})
     metrics_header, metrics_rows = _metrics_table(runs)
     diff_header, diff_rows = _difference_table(differences)
 
@@ -493,6 +567,11 @@ def build_report(
     task_header, task_rows = _spoken_task_table(runs)
     if task_rows:
         parts += ["<h2 id='spoken-tasks'>Spoken tasks</h2>", _html_table(task_header, task_rows)]
+    exposure_note = ("EER of the entities grouped by how often their term occurs in the training audio (the "
+                     "manifests of metrics.json's eer_per_exposure.cuts); intervals: bootstrap over utterances.")
+    if exposure is not None:
+        parts += ["<h2 id='exposure'>Entity error rate by exposure</h2>", f"<p class='note'>{exposure_note}</p>",
+                  _html_table(exposure[0], exposure[1]), img("eer_by_exposure", "EER by exposure")]
     if categories:
         parts += ["<h2 id='entities'>Entity error rate per category</h2>", _html_table(cat_header, cat_rows),
                   img("eer_per_category", "EER per category")]
@@ -537,6 +616,9 @@ def build_report(
                _md_table(diff_header, diff_rows) if diff_rows else "No utterance in common.", ""]
     if task_rows:
         md += ["## Spoken tasks", "", _md_table(task_header, task_rows), ""]
+    if exposure is not None:
+        md += ["## Entity error rate by exposure", "", exposure_note, "", _md_table(exposure[0], exposure[1]), "",
+               "![EER by exposure](FILES/eer_by_exposure.png)", ""]
     if categories:
         md += ["## Entity error rate per category", "", _md_table(cat_header, cat_rows), "",
                "![EER per category](FILES/eer_per_category.png)", ""]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from jstip.entities import exposure_options
 
 
 @click.command(name="score", context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,7 +21,9 @@ import click
               help="Text normaliser for WER/CER/B-WER ('none': whitespace tokens as written).")
 @click.option("--missing", default="empty", show_default=True, type=click.Choice(["empty", "skip"]),
               help="References without a hypothesis: score as empty hypotheses, or leave out (listed either way).")
-def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: str) -> None:
+@exposure_options
+def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: str, exposure_cuts: tuple[str, ...],
+        exposure_edges: str) -> None:
     """Score hypotheses against references: WER, CER, TER, entity error rate, B-WER/U-WER.
 
     Figures are written as fractions to OUT/metrics.json with their counts (substitutions, insertions, deletions),
@@ -35,7 +41,16 @@ def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: st
         refs, hyps = read_refs(ref_path), read_hyps(hyp_path)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
-    result = score(refs, hyps, normalizer=normalizer, missing=missing)
+    from jstip.entities import exposure_from_manifests, parse_edges
+
+    try:
+        edges = parse_edges(exposure_edges)
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="--exposure-edges") from err
+    exposure = exposure_from_manifests(exposure_cuts) if exposure_cuts else None
+    result = score(refs, hyps, normalizer=normalizer, missing=missing, exposure=exposure, exposure_edges=edges)
+    if exposure_cuts:
+        result["eer_per_exposure"]["cuts"] = [str(Path(p).resolve()) for p in exposure_cuts]
     metrics_path, hyps_path = write_scores(result, out_dir)
     click.echo(f"{result['num_utterances']} utterances: {summary_line(result)}")
     if result["missing_ids"]:

@@ -123,11 +123,31 @@ def _entity_figures(results: list[dict]) -> dict:
     return {"eer": misses / n if n else None, "entities": n, "hits": n - misses, "misses": misses}
 
 
+def _exposure_figures(entity_rows: list[dict], edges=None) -> dict:
+    """EER in each exposure bucket, overall and per category, with counts."""
+    from jstip.entities import DEFAULT_EDGES, bucket_labels, bucket_of
+
+    edges = tuple(edges or DEFAULT_EDGES)
+    buckets: dict[str, list[dict]] = {label: [] for label in bucket_labels(edges)}
+    for e in entity_rows:
+        buckets[bucket_of(int(e.get("exposure", 0)), edges)].append(e)
+    out = {}
+    for label, items in buckets.items():
+        per_cat: dict[str, list[dict]] = defaultdict(list)
+        for e in items:
+            per_cat[e["category"]].append(e)
+        out[label] = {**_entity_figures(items),
+                      "per_category": {c: _entity_figures(v) for c, v in sorted(per_cat.items())}}
+    return {"edges": list(edges), "buckets": out}
+
+
 def score(
     refs: Iterable[Mapping],
     hyps: Iterable[Mapping] | Mapping[str, str],
     normalizer: str = NORMALIZER_VERSION,
     missing: str = "empty",
+    exposure: Mapping[tuple[str, str], int] | None = None,
+    exposure_edges=None,
 ) -> dict:
     """Score hypotheses against references.
 
@@ -140,6 +160,10 @@ def score(
         missing: what to do with a reference that has no hypothesis: ``empty`` scores it as an empty hypothesis
             (every word deleted, every entity missed), ``skip`` leaves it out of the figures. It is listed in
             ``missing_ids`` either way.
+        exposure: (category, text) -> how often the term occurs in the training audio
+            (:func:`jstip.entities.exposure_from_manifests`); gives every entity result an ``exposure`` count and
+            the figures ``eer_per_exposure`` (overall and per category in each bucket of ``exposure_edges``, default
+            0 / 1-2 / 3-9 / >=10). A term found under another category counts by its text alone.
 
     Returns:
         The ``metrics.json`` object: ``wer``, ``cer``, ``ter``, ``eer``, ``u_wer``, ``b_wer`` as fractions (None
@@ -214,6 +238,9 @@ def score(
     invalid_entities: list[dict] = []
     per_domain: dict[str, dict] = defaultdict(lambda: {"wer": ErrorCounts(), "entities": []})
     utterances = []
+    by_text: dict[str, int] = {}
+    for (_, text), n in (exposure or {}).items():
+        by_text[text] = by_text.get(text, 0) + n
     for row, w_ali, r_ali, k_ali in zip(rows, word_alignments, raw_alignments, key_alignments):
         ref = row["ref"]
         wer_counts = count_errors(w_ali)
@@ -246,6 +273,9 @@ def score(
         if entities:
             check = check_entities(row["ref_text"], row["ref_raw"], row["ref_starts"], row["hyp_raw"], k_ali, entities)
             results = [e.to_dict() for e in check.results]
+            if exposure is not None:
+                for e in results:
+                    e["exposure"] = exposure.get((e["category"], e["text"]), by_text.get(e["text"], 0))
             utterance["entities"] = results
             for e in results:
                 entity_rows.append({"id": row["id"], **e})
@@ -277,6 +307,8 @@ def score(
         by_category[e["category"]].append(e)
         by_text[e["text"]].append(e)
     metrics["eer_per_category"] = {cat: _entity_figures(items) for cat, items in sorted(by_category.items())}
+    if exposure is not None:
+        metrics["eer_per_exposure"] = _exposure_figures(entity_rows, exposure_edges)
     per_entity = []
     for text, items in by_text.items():
         figures = _entity_figures(items)

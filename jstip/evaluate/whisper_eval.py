@@ -19,7 +19,7 @@ DECODINGS = ("fallback", "greedy")
 def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: str | Path,
                      decoding: str = "fallback", batch_size: int = 8, max_utterances: int | None = None,
                      normalizer: str = "english-v1", threads: int | None = None, seed: int = 0,
-                     engine: str = "auto", progress: bool = True) -> dict:
+                     engine: str = "auto", exposure_cuts=(), exposure_edges=None, progress: bool = True) -> dict:
     """Transcribe ``cuts_path`` with Whisper and write ``out_dir/{metrics.json,hyps.jsonl}``.
 
     Args:
@@ -29,6 +29,8 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
         seed: seeds the sampling of the fallback.
         engine: ``auto`` (CTranslate2 for a model.bin when the package is installed, else PyTorch), ``torch`` or
             ``ctranslate2`` (:class:`jstip.model.whisper_decode.WhisperTranscriber`).
+        exposure_cuts, exposure_edges: training manifests whose entity annotations give EER per exposure bucket
+            (the jstip model's, so that both systems are bucketed alike).
 
     Returns:
         The ``metrics.json`` object (without the per-utterance rows).
@@ -78,7 +80,14 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     finally:
         bar.close()
     hyps = {i: r.text for i, r in zip(ids, results)}
-    result = score(refs, hyps, normalizer=normalizer)
+    exposure = None
+    if exposure_cuts:
+        from jstip.entities import exposure_from_manifests
+
+        exposure = exposure_from_manifests(exposure_cuts)
+    result = score(refs, hyps, normalizer=normalizer, exposure=exposure, exposure_edges=exposure_edges)
+    if exposure_cuts:
+        result["eer_per_exposure"]["cuts"] = [str(Path(p).resolve()) for p in exposure_cuts]
     fallbacks = sum(r.temperature > 0 for r in results)
     result["evaluate"] = {
         "system": whisper.name, "model": whisper.source, "cuts": str(Path(cuts_path).resolve()),

@@ -123,10 +123,11 @@ def _pad(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, lens
 
 
-def _score_split(name, cuts, hyps, out_dir: Path, system: str, normalizer: str = "english-v1") -> float | None:
+def _score_split(name, cuts, hyps, out_dir: Path, system: str, normalizer: str = "english-v1",
+                 exposure=None) -> float | None:
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
 
-    result = score(refs_from_cuts(cuts), hyps, normalizer=normalizer)
+    result = score(refs_from_cuts(cuts), hyps, normalizer=normalizer, exposure=exposure)
     result["evaluate"] = {"system": system, "decoding": "greedy CTC (best path)", "split": name}
     write_scores(result, out_dir / name)
     return result.get("wer")
@@ -289,14 +290,17 @@ def train_adapter_ctc(train_cuts, out_dir, dev_cuts=None, test_cuts=None, config
     save_file({k: v.contiguous() for k, v in head.state_dict().items()}, str(out / "ctc_head.safetensors"))
 
     test_wer = None
+    from jstip.entities import counts_from_cuts
+
+    exposure = counts_from_cuts(train_set)  # how often each entity was heard here: EER per exposure bucket
     if dev_set is not None:
         hyps = _greedy_texts(adapter, head, embeddings, dev_feats, tokenizer)
-        dev_wer = _score_split("dev", dev_set, hyps, out, system)
+        dev_wer = _score_split("dev", dev_set, hyps, out, system, exposure=exposure)
     if test_cuts:
         test_set = CutSet.from_file(test_cuts).to_eager()
         test_feats = encode_cuts(encoder, test_set, mcfg.frame_shift, cache, progress=progress, desc="encoding test")
         test_wer = _score_split("test", test_set, _greedy_texts(adapter, head, embeddings, test_feats, tokenizer),
-                                out, system)
+                                out, system, exposure=exposure)
     meta = {"config": config, "overrides": list(overrides), "encoder": getattr(encoder, "name", None),
             "encoder_fingerprint": getattr(cache, "fingerprint", None), "frame_shift": mcfg.frame_shift,
             "stack": adapter.stack, "hidden": mcfg.adapter.hidden, "llm_dim": int(embeddings.shape[1]),

@@ -90,6 +90,29 @@ def test_report_shows_the_listening_figure_of_runs_that_have_it(two_runs, tmp_pa
     assert "does it listen" not in build_report([two_runs[0]], num_samples=20).markdown
 
 
+def test_report_shows_eer_by_exposure_with_intervals(two_runs, tmp_path):
+    import shutil as sh
+
+    runs = []
+    for src in two_runs:
+        dst = tmp_path / src.name
+        sh.copytree(src, dst)
+        rows = [json.loads(line) for line in (dst / "hyps.jsonl").read_text().splitlines()]
+        for row in rows:
+            for e in row.get("entities") or []:
+                e["exposure"] = len(e["text"]) % 12  # some terms never heard, some often
+        (dst / "hyps.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        metrics = json.loads((dst / "metrics.json").read_text())
+        metrics["eer_per_exposure"] = {"edges": [0, 1, 3, 10], "buckets": {}}
+        (dst / "metrics.json").write_text(json.dumps(metrics))
+        runs.append(dst)
+    report = build_report(runs, num_samples=100)
+    assert "Entity error rate by exposure" in report.html and "eer_by_exposure" in report.charts
+    line = next(line for line in report.markdown.splitlines() if line.startswith("| >=10 |"))
+    assert line.count("[") == 2 and "/" in line  # an interval and misses/entities for both runs
+    assert "by exposure" not in build_report([two_runs[0]], num_samples=20).markdown
+
+
 def test_report_names_a_missing_file(tmp_path):
     (tmp_path / "run").mkdir()
     result = CliRunner().invoke(cli, [str(tmp_path / "run"), "--out", str(tmp_path / "r.html")])

@@ -93,6 +93,58 @@ def test_eer_per_category_and_per_entity():
     assert result["per_domain"]["medical"]["misses"] == 1
 
 
+def test_eer_per_exposure_bucket_overall_and_per_category():
+    text = "Give Metformin to Anna Lee in Boston"
+    refs = [{"id": "a", "text": text, "entities": [entity("Metformin", text, "drug"), entity("Anna Lee", text, "person"),
+                                                   entity("Boston", text, "city")]},
+            {"id": "b", "text": "Metformin again", "entities": [entity("Metformin", "Metformin again", "drug")]}]
+    hyps = [{"id": "a", "hyp": "give Metformin to Ana Lee in Boston"}, {"id": "b", "hyp": "met forming again"}]
+    # Metformin heard 12 times, Boston twice (under another category: counted by its text), Anna Lee never.
+    exposure = {("drug", "Metformin"): 12, ("place", "Boston"): 2}
+    result = score(refs, hyps, exposure=exposure)
+    buckets = result["eer_per_exposure"]["buckets"]
+    assert result["eer_per_exposure"]["edges"] == [0, 1, 3, 10] and list(buckets) == ["0", "1-2", "3-9", ">=10"]
+    assert (buckets["0"]["entities"], buckets["0"]["misses"]) == (1, 1)  # Anna Lee
+    assert (buckets["1-2"]["entities"], buckets["1-2"]["eer"]) == (1, 0.0)  # Boston
+    assert buckets["3-9"] == {"eer": None, "entities": 0, "hits": 0, "misses": 0, "per_category": {}}
+    assert buckets[">=10"]["per_category"]["drug"] == {"eer": 0.5, "entities": 2, "hits": 1, "misses": 1}
+    exposures = sorted(e["exposure"] for row in result["utterances"] for e in row["entities"])
+    assert exposures == [0, 2, 12, 12]
+    coarse = score(refs, hyps, exposure=exposure, exposure_edges=(0, 5))
+    assert list(coarse["eer_per_exposure"]["buckets"]) == ["0-4", ">=5"]
+    assert "eer_per_exposure" not in score(refs, hyps)
+
+
+def test_score_command_counts_exposure_from_a_training_manifest(mini_corpus, tmp_path):
+    import json
+
+    from click.testing import CliRunner
+    from lhotse import CutSet
+
+    from jstip.cli import main
+
+    test_cuts = mini_corpus / "test" / "cuts.jsonl.gz"
+    hyps = tmp_path / "hyps.jsonl"
+    hyps.write_text("".join(json.dumps({"id": c.id, "hyp": c.supervisions[0].text}) + "\n"
+                            for c in CutSet.from_file(test_cuts)))
+    out = tmp_path / "scored"
+    result = CliRunner().invoke(main, ["score", "--ref", str(test_cuts), "--hyp", str(hyps), "--out", str(out),
+                                       "--exposure-cuts", str(mini_corpus / "train" / "cuts.jsonl.gz")])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    terms = {(t["category"], t["text"]): t["train_audio"]
+             for t in json.loads((mini_corpus / "terms.json").read_text())["terms"]}
+    rows = [json.loads(line) for line in (out / "hyps.jsonl").read_text().splitlines()]
+    for e in (e for row in rows for e in row.get("entities", [])):
+        assert e["exposure"] == terms[(e["category"], e["text"])]  # the same counts as prepare's terms.json
+    buckets = metrics["eer_per_exposure"]["buckets"]
+    assert sum(b["entities"] for b in buckets.values()) == metrics["eer_counts"]["entities"]
+    assert all(b["misses"] == 0 for b in buckets.values())  # hypotheses = references
+    bad = CliRunner().invoke(main, ["score", "--ref", str(test_cuts), "--hyp", str(hyps), "--out", str(out),
+                                    "--exposure-edges", "1,3"])
+    assert bad.exit_code == 2 and "starting at 0" in bad.output
+
+
 def test_invalid_entity_offsets_are_reported_not_scored():
     ref = {"id": "u1", "text": "take aspirin", "entities": [{"text": "aspirin", "category": "drug", "start": 0,
                                                               "end": 7}]}
