@@ -17,9 +17,9 @@
 #   2 train every arm x seed                                     4 report: the grid table and per-seed reports
 #                                                                  (always rebuilt from the evaluations)
 #
-# Environment: MINI_OUT (default OUT/mini), ARMS (default: all five), SEEDS ("0 1 2"), ARM_STEPS (2000),
+# Environment: MINI_OUT (default OUT/mini), ARMS (default: all five), SEEDS ("0 1 2"), ARM_STEPS (300),
 # DOMAIN_SENTENCES (first N lines of the domain text; empty = all), EVAL_UTTERANCES (empty = all of test),
-# BOOTSTRAP (1000), NJ (2), JSTIP (jstip), ARM_OVERRIDES (extra Hydra overrides for every arm, e.g. train.optim.lr=1e-3),
+# BOOTSTRAP (1000), NJ (2), JSTIP (jstip), WHISPER (the mini run's, tiny.en), ARM_OVERRIDES (extra Hydra overrides for every arm, e.g. train.optim.lr=1e-3),
 # PARALLEL (runs trained/evaluated at once in stages 2-3, each on one thread, logs in OUT/exp/logs; default 1).
 set -euo pipefail
 
@@ -33,11 +33,12 @@ JSTIP=${JSTIP:-jstip}
 NJ=${NJ:-2}
 ARMS=${ARMS:-asr_only text text_il tts tts_il}
 SEEDS=${SEEDS:-0 1 2}
-ARM_STEPS=${ARM_STEPS:-2000}
+ARM_STEPS=${ARM_STEPS:-300}
 DOMAIN_SENTENCES=${DOMAIN_SENTENCES:-}   # empty = the whole domain text of the mini corpus
 EVAL_UTTERANCES=${EVAL_UTTERANCES:-}     # empty = the whole test set
 BOOTSTRAP=${BOOTSTRAP:-1000}
 ARM_OVERRIDES=${ARM_OVERRIDES:-}
+WHISPER=${WHISPER:-tiny.en}              # the Whisper of the mini run (its WHISPER)
 PARALLEL=${PARALLEL:-1}                  # runs at once in stages 2-3
 baseline=asr_only
 
@@ -79,9 +80,10 @@ exp=$out/exp
 if [ "$MINI_OUT" = "$mini_default" ]; then MINI_OUT=$out/mini; fi
 MINI_OUT=$(mkdir -p "$MINI_OUT" && cd "$MINI_OUT" && pwd)
 
-# What the arms take from the mini recipe: manifests, domain text, the two priors and the stage-1 checkpoint.
+# What the arms take from the mini recipe (PRIORS=pretrained): manifests, domain text, the adapter's warm start and the
+# stage-1 checkpoint (the encoder feature cache is reused when it is there).
 mini_needs=(data/aligned/train/cuts.jsonl.gz data/aligned/dev/cuts.jsonl.gz data/aligned/test/cuts.jsonl.gz
-            data/text/domain.txt exp/ctc/ctc.nemo exp/lm exp/stage1/checkpoints/last.ckpt)
+            data/text/domain.txt exp/adapter_ctc/adapter.safetensors exp/stage1/checkpoints/last.ckpt)
 mini_ready() {
   compgen -G "$MINI_OUT/.done/5-*" >/dev/null || return 1
   local f
@@ -124,7 +126,8 @@ overrides() {  # overrides ARM SEED: the Hydra overrides of one run
   local -a extra=()
   read -r -a extra <<< "$ARM_OVERRIDES"
   if [ "$PARALLEL" -gt 1 ]; then extra=(num_threads=1 "${extra[@]}"); fi
-  printf '%s\n' medical.mini_out="$MINI_OUT" medical.out="$out" exp_dir="$exp/train/$1/seed$2" seed="$2" \
+  printf '%s\n' medical.mini_out="$MINI_OUT" medical.out="$out" medical.whisper="$WHISPER" \
+    exp_dir="$exp/train/$1/seed$2" seed="$2" \
     trainer.max_steps="$ARM_STEPS" "${extra[@]}"
 }
 

@@ -64,10 +64,12 @@ def test_arm_configs_resolve_to_the_intended_data():
         assert shared[arm] == shared["asr_only"], arm
     base = shared["asr_only"]
     assert base["model"]["init_from"] == "/mini/exp/stage1/checkpoints/last.ckpt"
-    assert base["model"]["encoder"]["nemo_path"] == "/mini/exp/ctc/ctc.nemo"
-    assert base["model"]["llm"]["path"] == base["model"]["tokenizer"]["path"] == "/mini/exp/lm"
-    assert base["train"]["stage"] == 2 and base["train"]["trainable"] == ["adapter", "llm"]
-    assert base["logger"]["wandb"] is False and base["trainer"]["max_steps"] == 2000
+    # The mini recipe's pretrained parts: Whisper tiny.en (its feature cache reused), SmolLM2-135M with LoRA.
+    assert base["model"]["encoder"]["kind"] == "whisper" and base["model"]["encoder"]["path"] == "tiny.en"
+    assert base["model"]["encoder"]["cache_dir"] == "/mini/exp/features"
+    assert base["model"]["llm"]["kind"] == base["model"]["tokenizer"]["kind"] == "gguf"
+    assert base["train"]["lora"]["enabled"] is True and base["train"]["trainable"] == ["adapter", "llm"]
+    assert base["logger"]["wandb"] is False and base["trainer"]["max_steps"] == 300
     # and the interleaving arms draw the same task shares among speech documents
     il = {arm: data_config(compose_arm(arm).data) for arm in ("text_il", "tts_il")}
     for t in SPEECH_TASKS:
