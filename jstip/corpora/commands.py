@@ -26,7 +26,7 @@ def cli():
 @cli.command(name="mini")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
 @click.option("--num-utterances", default=2500, show_default=True, help="Utterances over train/dev/test (80/10/10).")
-@click.option("--seed", default=0, show_default=True, help="Seed of sentences, held-out terms and voices.")
+@click.option("--seed", default=0, show_default=True, help="Seed of sentences, term exposure tiers and voices.")
 @click.option("-j", "--num-jobs", default=os.cpu_count() or 1, show_default=True, help="Synthesis processes.")
 def mini(out_dir, num_utterances, seed, num_jobs):
     """The built-in mini corpus: general and medical sentences spoken by espeak-ng and festival voices.

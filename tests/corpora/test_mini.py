@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from lhotse import CutSet
 
 from jstip.text import words
@@ -57,14 +58,15 @@ def exposure_bucket(count: int) -> str:
     return "0" if count == 0 else "1-2" if count <= 2 else "3-9" if count <= 9 else ">=10"
 
 
-def test_test_entities_fall_in_every_exposure_bucket():
-    """At the default size, the test set's entity instances cover train-audio exposure 0 / 1-2 / 3-9 / >=10, each
+@pytest.mark.parametrize("size", [2500, 3000])  # `jstip prepare mini`'s default, and the demo's
+def test_test_entities_fall_in_every_exposure_bucket(size):
+    """At the default sizes, the test set's entity instances cover train-audio exposure 0 / 1-2 / 3-9 / >=10, each
     with at least 50 instances, and every term (heard or not) is in the domain text."""
     from collections import Counter
 
     from jstip.corpora.mini import plan_mini
 
-    plan = plan_mini(3000, seed=0)
+    plan = plan_mini(size, seed=0)
     heard = Counter((e["category"], e["text"]) for item in plan["items"]["train"] for e in item["entities"])
     test = [(e["category"], e["text"]) for item in plan["items"]["test"] for e in item["entities"]]
     buckets = Counter(exposure_bucket(heard[key]) for key in test)
