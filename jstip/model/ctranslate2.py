@@ -131,6 +131,12 @@ def whisper_from_ctranslate2(variables: dict[str, np.ndarray], source: str = "mo
     """
     import torch
 
+    quantized = sorted(k for k in variables if k.endswith("weight_scale"))
+    if quantized:
+        raise ModelFileError(f"{source}: a quantized conversion ({quantized[0]} and {len(quantized) - 1} more scales; "
+                             "int8/int16 weights): jstip reads float16/float32/bfloat16 files. Convert again with "
+                             "--quantization float16, or give a Hugging Face Whisper folder")
+
     def t(key: str) -> torch.Tensor:
         if key not in variables:
             raise ModelFileError(f"{source}: no variable {key}: not a Whisper model")

@@ -15,6 +15,7 @@ the longest duration))`` tokens. Audio longer than 30 s is cut into consecutive 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
@@ -151,10 +152,11 @@ class _CTranslate2Engine:
                temperature: float) -> list[list[WhisperResult]]:
         prompt = self.whisper.tokens.prompt()
         sampling = dict(sampling_topk=0, sampling_temperature=temperature) if temperature > 0 else {}
+        # CTranslate2 generates at most max_length / 2 new tokens (Whisper's sample_len is half its context).
         out = self.model.generate(
             self.ct2.StorageView.from_array(np.ascontiguousarray(enc[rows])), [prompt] * len(rows), beam_size=1,
-            num_hypotheses=n, max_length=len(prompt) + max_tokens, return_scores=True, return_no_speech_prob=True,
-            suppress_blank=True, suppress_tokens=self.suppress_ids, **sampling)
+            num_hypotheses=n, max_length=2 * max_tokens, return_scores=True,
+            return_no_speech_prob=True, suppress_blank=True, suppress_tokens=self.suppress_ids, **sampling)
         groups = []
         for r in out:
             group = []
@@ -221,8 +223,11 @@ class WhisperTranscriber:
         else:
             self.engine = _TorchEngine(whisper, mask, begin, seed)
 
+    def _silent(self, r: WhisperResult) -> bool:
+        return r.no_speech_prob > self.ns_threshold and r.avg_logprob < self.lp_threshold
+
     def _failed(self, r: WhisperResult) -> bool:
-        if r.no_speech_prob > self.ns_threshold and r.avg_logprob < self.lp_threshold:
+        if self._silent(r):
             return False  # silence: no fallback
         return r.compression_ratio > self.cr_threshold or r.avg_logprob < self.lp_threshold
 
@@ -246,7 +251,8 @@ class WhisperTranscriber:
             n = self.best_of if t > 0 else 1
             for i, group in zip(todo, self.engine.decode(enc, todo, n, max_tokens, t)):
                 results[i] = max(group, key=lambda r: r.avg_logprob)
-        return results
+        # openai-whisper's transcribe skips a window it judges silent: its text is dropped.
+        return [dataclasses.replace(r, text="", tokens=[]) if self._silent(r) else r for r in results]
 
     def transcribe(self, audios: list[np.ndarray], batch_size: int = 8, progress=None) -> list[WhisperResult]:
         """One result per utterance (16 kHz float arrays); longer than 30 s: windows joined.

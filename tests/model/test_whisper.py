@@ -100,6 +100,15 @@ def test_a_truncated_or_foreign_model_file_is_an_error_naming_it(whisper_dirs, t
         load_whisper(tmp_path / "missing.bin")
 
 
+def test_a_quantized_conversion_is_an_error_naming_the_file():
+    from jstip.model.ctranslate2 import ModelFileError, whisper_from_ctranslate2
+
+    variables = {"encoder/layer_0/ffn/linear_0/weight": np.zeros((2, 2), np.int8),
+                 "encoder/layer_0/ffn/linear_0/weight_scale": np.ones(2, np.float32)}
+    with pytest.raises(ModelFileError, match=r"q8\.bin: a quantized conversion.*float16"):
+        whisper_from_ctranslate2(variables, "q8.bin")
+
+
 def test_feature_cache_returns_what_the_encoder_computes(whisper_dirs, tmp_path):
     from jstip.model.feature_cache import FeatureCache
     from jstip.model.whisper import whisper_encoder
@@ -166,6 +175,10 @@ def test_ctranslate2_and_torch_engines_decode_alike():
     for a, b in zip(fast.transcribe(audios), slow.transcribe(audios)):
         assert a.text == b.text and a.text
         assert abs(a.avg_logprob - b.avg_logprob) < 0.02 and abs(a.no_speech_prob - b.no_speech_prob) < 0.01
+    # Both stop at the same budget of new tokens (CTranslate2 counts max_length / 2 of them).
+    for engine in (fast.engine, slow.engine):
+        enc = engine.encode(torch.from_numpy(audios[0])[None], torch.tensor([len(audios[0])]))
+        assert len(engine.decode(enc, [0], 1, 7, 0.0)[0][0].tokens) == 7, engine.name
     # A model read from a Hugging Face folder has no CTranslate2 file: auto takes torch, ctranslate2 is an error.
     from_folder = dataclasses.replace(whisper, ct2_files=None, assets=None)
     assert WhisperTranscriber(from_folder).engine.name == "torch"
