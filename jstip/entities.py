@@ -41,6 +41,13 @@ def exposure_from_manifests(paths: Sequence[str | Path]) -> dict[tuple[str, str]
     return total
 
 
+def load_exposure(paths: Sequence[str | Path] | None) -> tuple[dict[tuple[str, str], int] | None, list[str]]:
+    """(exposure counts, the resolved manifest paths) of ``paths``; (None, []) for none."""
+    if not paths:
+        return None, []
+    return exposure_from_manifests(paths), [str(Path(p).resolve()) for p in paths]
+
+
 def parse_edges(text: str | Sequence[int]) -> tuple[int, ...]:
     """``"0,1,3,10"`` -> (0, 1, 3, 10); the edges must start at 0 and increase."""
     edges = tuple(int(x) for x in (text.split(",") if isinstance(text, str) else text))

@@ -9,7 +9,8 @@ training audio, many are heard once or twice, many never, while the domain text 
   10-14 times (``>=10``), and train-only terms that fill the remaining train slots; the tiers are sized to the train
   set's entity slots, so every tier's terms reach their counts;
 - dev and test entities are drawn tier by tier with equal chances, so the test set's entity instances fall evenly in
-  the exposure buckets 0 / 1-2 / 3-9 / >=10 (at least 50 each at the default 3,000 utterances);
+  the exposure buckets 0 / 1-2 / 3-9 / >=10 (at least 50 each at `jstip prepare mini`'s 2,500 utterances and the
+  demo's 3,000);
 - every term occurs in the text-only domain corpus ``text/domain.txt`` (what JSTIP's domain text brings);
 - ``terms.json`` gives each term's tier, its train-audio count (recounted from the synthesised train cuts) and its
   domain-text count;
@@ -206,6 +207,8 @@ def assign_tiers(terms: dict[str, list[str]], train_sentences: int, seed: int) -
     mean_count = sum((lo + hi) / 2 for lo, hi in EXPOSURE_TIERS.values())
     out = {}
     for cat, items in terms.items():
+        if not items:
+            raise ValueError(f"{_data_dir() / 'terms'}: the {cat} list is empty: give it at least one term")
         items = sorted(items)
         rng.shuffle(items)
         capacity = rates.get(cat, 0.0) * train_sentences * QUOTA_SHARE
@@ -258,8 +261,9 @@ def plan_mini(num_utterances: int, seed: int = 0, medical_share: float = 0.5) ->
     # The text corpora never hold a dev or test sentence; the domain text holds every term at least once.
     evaluation = {item["text"] for split in ("dev", "test") for item in items[split]}
     all_terms = {c: sorted(t for v in by_tier.values() for t in v) for c, by_tier in tiers.items()}
-    domain_pick = TermPicker({c: rng.sample(v, len(v)) for c, v in all_terms.items()}, {c: [v] for c, v in
-                                                                                          all_terms.items()}, rng)
+    spoken = {c for c, rate in _slot_rates("medical").items() if rate > 0}  # a category no template uses is never owed
+    domain_pick = TermPicker({c: rng.sample(v, len(v)) for c, v in all_terms.items() if c in spoken},
+                             {c: [v] for c, v in all_terms.items()}, rng)
     domain = []
     while domain_pick.owes():
         domain += make_sentences(1, "medical", domain_pick, rng, evaluation)

@@ -215,18 +215,18 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     with autocast(device, precision):
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
                            batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress)
-    if exposure_cuts is None:
+    if exposure_cuts is None:  # the run's own training manifests
         train_cuts = (config.get("data") or {}).get("train_cuts")
         exposure_cuts = [train_cuts] if isinstance(train_cuts, str) else list(train_cuts or [])
-        exposure_cuts = [p for p in exposure_cuts if Path(p).is_file()]
-    exposure = None
-    if exposure_cuts:
-        from jstip.entities import exposure_from_manifests
+        gone = [p for p in exposure_cuts if not Path(p).is_file()]
+        if gone:
+            log.warning("no EER by exposure: the run's training manifest %s is not here; give --exposure-cuts", gone[0])
+            exposure_cuts = []
+    from jstip.entities import load_exposure
 
-        exposure = exposure_from_manifests(exposure_cuts)
-    result = score(refs, hyps, normalizer=normalizer, exposure=exposure, exposure_edges=exposure_edges)
-    if exposure_cuts:
-        result["eer_per_exposure"]["cuts"] = [str(Path(p).resolve()) for p in exposure_cuts]
+    exposure, source = load_exposure(exposure_cuts)
+    result = score(refs, hyps, normalizer=normalizer, exposure=exposure, exposure_edges=exposure_edges,
+                   exposure_source=source)
     if listen_utterances != 0:
         from jstip.evaluate.listening import listening_figure
 

@@ -508,7 +508,11 @@ def build_report(
         names: display names of the runs (default: their folder names).
     """
     paths = [Path(p) for p in run_dirs]
+    if names and len(names) != len(paths):
+        raise ValueError(f"{len(names)} names for {len(paths)} runs: give one name per run")
     names = list(names) if names else _unique_names(paths)
+    if len(set(names)) != len(names):
+        raise ValueError(f"run names must differ (tables and charts are keyed by them): {names}")
     runs = [load_run(p, n) for p, n in zip(paths, names)]
 
     differences: list[Difference] = []

@@ -59,6 +59,8 @@ def runs(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int,
 
     if names and len(names) != len(run_dirs):
         raise click.UsageError(f"{len(names)} --name for {len(run_dirs)} run folders: give one name per RUN_DIR")
+    if len(set(names)) != len(names):
+        raise click.UsageError(f"--name values must differ (tables and charts are keyed by them): {list(names)}")
     try:
         report = build_report(run_dirs, title=title, num_samples=num_samples, worst=worst, seed=seed,
                               names=list(names) or None)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from jstip.entities import exposure_options
@@ -41,16 +39,15 @@ def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: st
         refs, hyps = read_refs(ref_path), read_hyps(hyp_path)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
-    from jstip.entities import exposure_from_manifests, parse_edges
+    from jstip.entities import load_exposure, parse_edges
 
     try:
         edges = parse_edges(exposure_edges)
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="--exposure-edges") from err
-    exposure = exposure_from_manifests(exposure_cuts) if exposure_cuts else None
-    result = score(refs, hyps, normalizer=normalizer, missing=missing, exposure=exposure, exposure_edges=edges)
-    if exposure_cuts:
-        result["eer_per_exposure"]["cuts"] = [str(Path(p).resolve()) for p in exposure_cuts]
+    exposure, source = load_exposure(exposure_cuts)
+    result = score(refs, hyps, normalizer=normalizer, missing=missing, exposure=exposure, exposure_edges=edges,
+                   exposure_source=source)
     metrics_path, hyps_path = write_scores(result, out_dir)
     click.echo(f"{result['num_utterances']} utterances: {summary_line(result)}")
     if result["missing_ids"]:

@@ -148,6 +148,7 @@ def score(
     missing: str = "empty",
     exposure: Mapping[tuple[str, str], int] | None = None,
     exposure_edges=None,
+    exposure_source: list[str] | None = None,
 ) -> dict:
     """Score hypotheses against references.
 
@@ -164,6 +165,7 @@ def score(
             (:func:`jstip.entities.exposure_from_manifests`); gives every entity result an ``exposure`` count and
             the figures ``eer_per_exposure`` (overall and per category in each bucket of ``exposure_edges``, default
             0 / 1-2 / 3-9 / >=10). A term found under another category counts by its text alone.
+            ``exposure_source`` (the manifests counted) is recorded as ``eer_per_exposure.cuts``.
 
     Returns:
         The ``metrics.json`` object: ``wer``, ``cer``, ``ter``, ``eer``, ``u_wer``, ``b_wer`` as fractions (None
@@ -308,7 +310,8 @@ def score(
         by_text[e["text"]].append(e)
     metrics["eer_per_category"] = {cat: _entity_figures(items) for cat, items in sorted(by_category.items())}
     if exposure is not None:
-        metrics["eer_per_exposure"] = _exposure_figures(entity_rows, exposure_edges)
+        metrics["eer_per_exposure"] = {**_exposure_figures(entity_rows, exposure_edges),
+                                       "cuts": list(exposure_source or [])}
     per_entity = []
     for text, items in by_text.items():
         figures = _entity_figures(items)

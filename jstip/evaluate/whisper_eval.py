@@ -80,14 +80,11 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     finally:
         bar.close()
     hyps = {i: r.text for i, r in zip(ids, results)}
-    exposure = None
-    if exposure_cuts:
-        from jstip.entities import exposure_from_manifests
+    from jstip.entities import load_exposure
 
-        exposure = exposure_from_manifests(exposure_cuts)
-    result = score(refs, hyps, normalizer=normalizer, exposure=exposure, exposure_edges=exposure_edges)
-    if exposure_cuts:
-        result["eer_per_exposure"]["cuts"] = [str(Path(p).resolve()) for p in exposure_cuts]
+    exposure, source = load_exposure(exposure_cuts)
+    result = score(refs, hyps, normalizer=normalizer, exposure=exposure, exposure_edges=exposure_edges,
+                   exposure_source=source)
     fallbacks = sum(r.temperature > 0 for r in results)
     result["evaluate"] = {
         "system": whisper.name, "model": whisper.source, "cuts": str(Path(cuts_path).resolve()),

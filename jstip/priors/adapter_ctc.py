@@ -124,10 +124,11 @@ def _pad(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _score_split(name, cuts, hyps, out_dir: Path, system: str, normalizer: str = "english-v1",
-                 exposure=None) -> float | None:
+                 exposure=None, exposure_source=None) -> float | None:
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
 
-    result = score(refs_from_cuts(cuts), hyps, normalizer=normalizer, exposure=exposure)
+    result = score(refs_from_cuts(cuts), hyps, normalizer=normalizer, exposure=exposure,
+                   exposure_source=exposure_source)
     result["evaluate"] = {"system": system, "decoding": "greedy CTC (best path)", "split": name}
     write_scores(result, out_dir / name)
     return result.get("wer")
@@ -270,7 +271,7 @@ def train_adapter_ctc(train_cuts, out_dir, dev_cuts=None, test_cuts=None, config
                 log_file.write(json.dumps({"step": step, "epoch": epoch, "dev_wer": dev_wer,
                                            "elapsed": time.time() - t0}) + "\n")
                 log_file.flush()
-                log.info("epoch %d: dev WER %.3f", epoch, dev_wer)
+                log.info("epoch %d: dev WER %s", epoch, dev_wer)
     finally:
         bar.close()
         log_file.close()
@@ -293,14 +294,15 @@ def train_adapter_ctc(train_cuts, out_dir, dev_cuts=None, test_cuts=None, config
     from jstip.entities import counts_from_cuts
 
     exposure = counts_from_cuts(train_set)  # how often each entity was heard here: EER per exposure bucket
+    exposure_source = [str(Path(train_cuts).resolve())]
     if dev_set is not None:
         hyps = _greedy_texts(adapter, head, embeddings, dev_feats, tokenizer)
-        dev_wer = _score_split("dev", dev_set, hyps, out, system, exposure=exposure)
+        dev_wer = _score_split("dev", dev_set, hyps, out, system, exposure=exposure, exposure_source=exposure_source)
     if test_cuts:
         test_set = CutSet.from_file(test_cuts).to_eager()
         test_feats = encode_cuts(encoder, test_set, mcfg.frame_shift, cache, progress=progress, desc="encoding test")
         test_wer = _score_split("test", test_set, _greedy_texts(adapter, head, embeddings, test_feats, tokenizer),
-                                out, system, exposure=exposure)
+                                out, system, exposure=exposure, exposure_source=exposure_source)
     meta = {"config": config, "overrides": list(overrides), "encoder": getattr(encoder, "name", None),
             "encoder_fingerprint": getattr(cache, "fingerprint", None), "frame_shift": mcfg.frame_shift,
             "stack": adapter.stack, "hidden": mcfg.adapter.hidden, "llm_dim": int(embeddings.shape[1]),

@@ -43,6 +43,22 @@ def frozen_pretrained_keys(module: torch.nn.Module, parts=("encoder", "llm"), pr
     return sorted(keys)
 
 
+def plain_key(key: str) -> str:
+    """A state-dict key without peft's LoRA wrapping (``base_model.model.``, ``.base_layer``), so that a weight has one
+    name whether LoRA is applied or not."""
+    return key.replace("base_model.model.", "").replace(".base_layer", "")
+
+
+def keys_to_leave_out(frozen: list[str], inherited: set[str] | None) -> list[str]:
+    """The frozen keys a checkpoint may leave out: with ``inherited`` (the keys of the ``model.init_from`` checkpoint,
+    None without one), only those the source left out too; a weight the source saved was trained (or deliberately
+    kept) and cannot be rebuilt from the pretrained files."""
+    if inherited is None:
+        return list(frozen)
+    saved = {plain_key(k) for k in inherited}
+    return [k for k in frozen if plain_key(k) not in saved]
+
+
 def fingerprint(state: dict, keys: list[str]) -> str:
     """One hash over the names, shapes and values of ``state[k]`` for ``keys``."""
     from jstip.model.feature_cache import tensors_fingerprint
@@ -50,9 +66,10 @@ def fingerprint(state: dict, keys: list[str]) -> str:
     return tensors_fingerprint({k: state[k] for k in keys})
 
 
-def strip_frozen(state_dict: dict, keys: list[str], fp: str) -> dict:
+def strip_frozen(state_dict: dict, keys: list[str], fp: str) -> tuple[dict, dict]:
     """``(state_dict without keys)``, and the record to store beside it: ``{"keys", "fingerprint"}``."""
-    kept = {k: v for k, v in state_dict.items() if k not in set(keys)}
+    left_out = set(keys)
+    kept = {k: v for k, v in state_dict.items() if k not in left_out}
     return kept, {"keys": list(keys), "fingerprint": fp}
 
 

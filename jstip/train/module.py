@@ -60,13 +60,15 @@ class SpeechLMModule(L.LightningModule):
         trainable: parts to train, overriding the stage's default.
         lora: whether ``model.llm`` is a peft LoRA model.
         config: the run's resolved config, stored in every checkpoint (``jstip.train.load_checkpoint`` reads it).
+        inherited_keys: the state-dict keys of the ``model.init_from`` checkpoint (None: no such checkpoint); a
+            frozen weight it saved is saved here too (``jstip.train.frozen.keys_to_leave_out``).
         save_frozen: also save the frozen encoder and LLM weights (default: left out and fingerprinted, see
             ``jstip.train.frozen``).
     """
 
     def __init__(self, model: SpeechLM, stage: int = 1, optim: dict | None = None,
                  trainable: tuple[str, ...] | None = None, lora: bool = False, config: dict | None = None,
-                 save_frozen: bool = False) -> None:
+                 save_frozen: bool = False, inherited_keys: set[str] | None = None) -> None:
         super().__init__()
         self.model = model
         self.stage = int(stage)
@@ -75,6 +77,7 @@ class SpeechLMModule(L.LightningModule):
         self.trainable = tuple(trainable or STAGE_TRAINABLE[self.stage])
         self.config = config or {}
         self.save_frozen = bool(save_frozen)
+        self.inherited_keys = inherited_keys
         self._frozen = None
         set_trainable(model, self.trainable, lora)
         # Data position: batches of the current epoch the loop has consumed (the data module skips them on resume).
@@ -149,10 +152,10 @@ class SpeechLMModule(L.LightningModule):
     def _frozen_record(self) -> tuple[list[str], str]:
         # Frozen weights never change during a run: their fingerprint is computed once.
         if getattr(self, "_frozen", None) is None:
-            from jstip.train.frozen import fingerprint, frozen_pretrained_keys, pretrained_parts
+            from jstip.train.frozen import fingerprint, frozen_pretrained_keys, keys_to_leave_out, pretrained_parts
 
             parts = pretrained_parts(self.config.get("model")) if not self.save_frozen and self.config else ()
-            keys = frozen_pretrained_keys(self.model, parts)
+            keys = keys_to_leave_out(frozen_pretrained_keys(self.model, parts), self.inherited_keys)
             self._frozen = (keys, fingerprint(self.state_dict(), keys) if keys else "")
         return self._frozen
 

@@ -111,6 +111,15 @@ def build_model_and_tokenizer(cfg, exp_dir: Path, train_cuts=None):
     return model, tokenizer, lora
 
 
+def inherited_state_keys(init_from) -> set[str] | None:
+    """The state-dict keys of a ``model.init_from`` checkpoint (None without one): what it saved, not what it left
+    out (``jstip.train.frozen``)."""
+    if not init_from:
+        return None
+    ckpt = torch.load(init_from, map_location="cpu", weights_only=False, mmap=True)
+    return set(ckpt["state_dict"])
+
+
 def load_model_weights(model, ckpt: dict, source) -> None:
     """Load a jstip checkpoint's model weights into ``model`` (built from the same config): the frozen pretrained
     weights the checkpoint left out are checked against the rebuilt ones (``jstip.train.frozen``)."""
@@ -166,7 +175,8 @@ def train(cfg) -> Path:
     module = SpeechLMModule(model, stage=int(cfg.train.stage), optim=OmegaConf.to_container(cfg.train.optim),
                             trainable=cfg.train.get("trainable"), lora=lora,
                             config=OmegaConf.to_container(cfg, resolve=True),
-                            save_frozen=bool(cfg.checkpoint.get("save_frozen", False)))
+                            save_frozen=bool(cfg.checkpoint.get("save_frozen", False)),
+                            inherited_keys=inherited_state_keys(cfg.model.get("init_from")))
     data = SpeechDataModule(cfg.data, tokenizer, seed=int(cfg.seed), train_cuts=train_cuts)
 
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)

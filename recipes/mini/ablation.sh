@@ -23,7 +23,7 @@ base=
 rows=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --out) base=$2; shift 2 ;;
+    --out) [ $# -ge 2 ] || { echo "[ablation] error: --out needs a folder" >&2; exit 2; }; base=$2; shift 2 ;;
     -h|--help) sed -n 2,18p "$0"; exit 0 ;;
     -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     *) rows+=("$1"); shift ;;
@@ -36,10 +36,11 @@ base=$(cd "$base" && pwd)
 for f in "$base/.done/7-evaluate" "$base/exp/eval/metrics.json"; do
   [ -e "$f" ] || { echo "[ablation] error: $base is not a finished mini run ($f missing): run \`jstip demo --out $base\` first" >&2; exit 1; }
 done
+[ -f "$base/exp/adapter_ctc/adapter.safetensors" ] || { echo "[ablation] error: $base was not run on the pretrained parts (no exp/adapter_ctc): the rows compare against a PRIORS=pretrained run" >&2; exit 1; }
 JSTIP=${JSTIP:-jstip}
 log() { echo "[$(date +%H:%M:%S)] [ablation] $*"; }
 
-setup_row() {  # setup_row ROW SHARE_BASELINE SHARE_ENCODER SHARE_PRIORS [SHARE_STAGE1]: the row's folder, sharing what it can
+setup_row() {  # setup_row ROW SHARE_BASELINE SHARE_ENCODER SHARE_PRIORS: the row's folder, sharing what it can
   local dir=$base/ablation/$1
   mkdir -p "$dir/.done" "$dir/exp"
   ln -sfn "$base/data" "$dir/data"
@@ -49,7 +50,6 @@ setup_row() {  # setup_row ROW SHARE_BASELINE SHARE_ENCODER SHARE_PRIORS [SHARE_
   fi
   if [ "$3" = 1 ] && [ -d "$base/exp/features" ]; then ln -sfn "$base/exp/features" "$dir/exp/features"; fi
   if [ "$4" = 1 ]; then ln -sfn "$base/exp/adapter_ctc" "$dir/exp/adapter_ctc"; touch "$dir/.done/4-priors"; fi
-  if [ "${5:-0}" = 1 ]; then ln -sfn "$base/exp/stage1" "$dir/exp/stage1"; touch "$dir/.done/5-train-stage1"; fi
 }
 
 names=() runs=()
@@ -76,8 +76,11 @@ for row in "${rows[@]}"; do
     log "$row: finished in $(((SECONDS - start) / 60)) min $(((SECONDS - start) % 60)) s"
   fi
   names+=(--name "$row"); runs+=("$dir/exp/eval")
+  if [ "$row" = whisper_base ] && [ -f "$dir/exp/eval_whisper/metrics.json" ]; then
+    names+=(--name "whisper_base zero-shot"); runs+=("$dir/exp/eval_whisper")
+  fi
 done
 
-$JSTIP report "$base/exp/eval" "${runs[@]}" --name "default (tiny.en + SmolLM2-135M, LoRA)" "${names[@]}" \
+$JSTIP report "$base/exp/eval" "${runs[@]}" --name "base run" "${names[@]}" \
   --out "$base/ablation/report.html" --title "jstip mini recipe: ablations"
 log "report: $base/ablation/report.html"

@@ -150,8 +150,14 @@ def test_ablation_names_what_is_wrong(tmp_path):
     (tmp_path / ".done" / "7-evaluate").touch()
     (tmp_path / "exp" / "eval").mkdir(parents=True)
     (tmp_path / "exp" / "eval" / "metrics.json").write_text("{}")
+    proc = subprocess.run(["bash", str(ABLATION), "--out", str(tmp_path), "frozen_llm"], capture_output=True, text=True)
+    assert proc.returncode == 1 and "not run on the pretrained parts" in proc.stderr
+    (tmp_path / "exp" / "adapter_ctc").mkdir()
+    (tmp_path / "exp" / "adapter_ctc" / "adapter.safetensors").touch()
     proc = subprocess.run(["bash", str(ABLATION), "--out", str(tmp_path), "bigger_llm"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown row bigger_llm" in proc.stderr
+    proc = subprocess.run(["bash", str(ABLATION), "--out"], capture_output=True, text=True)
+    assert proc.returncode == 2 and "--out needs a folder" in proc.stderr
     proc = subprocess.run(["bash", str(RECIPE), "--out", str(tmp_path / "x")], capture_output=True, text=True,
                           env=recipe_env(LLM_TRAINING="full"))
     assert proc.returncode == 1 and "LLM_TRAINING=full" in proc.stderr
@@ -171,4 +177,4 @@ def test_pretrained_recipe_and_an_ablation_row_run_end_to_end(tmp_path):
     assert not ckpt["jstip"]["lora"] and not any(".lora_" in k for k in ckpt["state_dict"])
     assert (row / "exp" / "adapter_ctc").resolve() == (out / "exp" / "adapter_ctc").resolve()  # shared, not re-run
     md = (out / "ablation" / "report.md").read_text()
-    assert "frozen_llm" in md and "default (tiny.en + SmolLM2-135M, LoRA)" in md
+    assert "frozen_llm" in md and "base run" in md

@@ -186,3 +186,16 @@ def test_gradient_accumulation_logs_one_row_per_optimiser_step_with_the_unscaled
     # A random model's loss is about ln(vocabulary size); Lightning's own output is divided by the accumulation.
     vocab = len(load_tokenizer(tmp_path / "acc" / "tokenizer"))
     assert abs(rows[0]["loss"] - math.log(vocab)) < 0.15 * math.log(vocab)
+
+
+def test_a_frozen_weight_that_the_source_checkpoint_saved_is_saved_again():
+    """With model.init_from, only weights the source checkpoint also left out may be left out: a weight it saved was
+    trained there and cannot be rebuilt from the pretrained files (names compared without LoRA's wrapping)."""
+    from jstip.train.frozen import keys_to_leave_out, plain_key
+
+    frozen = ["model.llm.base_model.model.model.layers.0.mlp.up_proj.base_layer.weight",
+              "model.llm.base_model.model.model.embed_tokens.weight", "model.encoder.encoder.conv1.weight"]
+    assert plain_key(frozen[0]) == "model.llm.model.layers.0.mlp.up_proj.weight"
+    assert keys_to_leave_out(frozen, None) == frozen  # no source: every frozen pretrained weight
+    trained_there = {"model.llm.model.layers.0.mlp.up_proj.weight", "model.adapter.proj.0.weight"}
+    assert keys_to_leave_out(frozen, trained_there) == frozen[1:]
