@@ -65,6 +65,22 @@ def load_audio(cut) -> np.ndarray:
     return audio.mean(axis=0) if audio.ndim == 2 else audio.reshape(-1)
 
 
+def load_audio_or_reject(cut, rejects=None) -> np.ndarray | None:
+    """:func:`load_audio`, or None for audio that cannot be read or is empty: logged, and written to ``rejects``
+    (a ``jstip.rejects.RejectLog``) with the reason; one unreadable cut never stops a job."""
+    try:
+        audio = load_audio(cut)
+        if audio.size == 0:
+            raise ValueError("empty audio")
+        return audio
+    except Exception as err:  # noqa: BLE001 -- one unreadable cut never stops the job
+        reason = f"audio not readable ({type(err).__name__}: {err}); check the recording's source path"
+        log.warning("%s: %s", cut.id, reason)
+        if rejects is not None:
+            rejects.reject(cut.id, reason)
+        return None
+
+
 def token_budget(duration: float, max_new_tokens: int, tokens_per_second: float = TOKENS_PER_SECOND) -> int:
     """Most tokens generated for ``duration`` seconds of audio: ``min(max_new_tokens, 10 + ceil(rate * duration))``."""
     return max(1, min(int(max_new_tokens), 10 + math.ceil(tokens_per_second * max(0.0, float(duration)))))
@@ -105,15 +121,8 @@ def decode_cuts(
         for start in range(0, len(cuts), batch_size):
             batch, audios = [], []
             for cut in cuts[start:start + batch_size]:
-                try:
-                    audio = load_audio(cut)
-                    if audio.size == 0:
-                        raise ValueError("empty audio")
-                except Exception as err:  # noqa: BLE001 -- one unreadable cut never stops the job
-                    reason = f"audio not readable ({type(err).__name__}: {err}); check the recording's source path"
-                    log.warning("%s: %s", cut.id, reason)
-                    if rejects is not None:
-                        rejects.reject(cut.id, reason)
+                audio = load_audio_or_reject(cut, rejects)
+                if audio is None:
                     bar.update(1)
                     continue
                 batch.append(cut)

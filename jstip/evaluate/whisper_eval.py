@@ -39,7 +39,7 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     from lhotse import CutSet
     from tqdm import tqdm
 
-    from jstip.evaluate.decode import load_audio
+    from jstip.evaluate.decode import load_audio_or_reject
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
     from jstip.model.whisper import load_whisper
     from jstip.model.whisper_decode import DEFAULT_TEMPERATURES, WhisperTranscriber
@@ -63,14 +63,8 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     rejects = RejectLog(out / "rejected.jsonl", "evaluate")
     ids, audios = [], []
     for cut in cuts:
-        try:
-            audio = load_audio(cut)
-            if audio.size == 0:
-                raise ValueError("empty audio")
-        except Exception as err:  # noqa: BLE001 -- one unreadable cut never stops the job
-            reason = f"audio not readable ({type(err).__name__}: {err}); check the recording's source path"
-            log.warning("%s: %s", cut.id, reason)
-            rejects.reject(cut.id, reason)
+        audio = load_audio_or_reject(cut, rejects)
+        if audio is None:
             continue
         ids.append(cut.id)
         audios.append(audio)

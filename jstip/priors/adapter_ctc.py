@@ -55,7 +55,7 @@ def encode_cuts(encoder, cuts, frame_shift: float, cache=None, batch_size: int =
     from tqdm import tqdm
 
     from jstip.data.render import speech_stream
-    from jstip.evaluate.decode import load_audio
+    from jstip.evaluate.decode import load_audio_or_reject
 
     cuts = sorted(cuts, key=lambda c: (-float(c.duration), c.id))
     out: dict[str, torch.Tensor] = {}
@@ -63,16 +63,10 @@ def encode_cuts(encoder, cuts, frame_shift: float, cache=None, batch_size: int =
     for start in range(0, len(cuts), batch_size):
         ids, streams = [], []
         for cut in cuts[start:start + batch_size]:
-            try:
-                audio = load_audio(cut)
-                if audio.size == 0:
-                    raise ValueError("empty audio")
-                stream, _ = speech_stream(audio, [(0.0, float(cut.duration))], frame_shift)
-            except Exception as err:  # noqa: BLE001 -- one unreadable cut never stops the job
-                if rejects is not None:
-                    rejects.reject(cut.id, f"audio not readable ({type(err).__name__}: {err}); check the "
-                                           "recording's source path")
+            audio = load_audio_or_reject(cut, rejects)
+            if audio is None:
                 continue
+            stream, _ = speech_stream(audio, [(0.0, float(cut.duration))], frame_shift)
             ids.append(cut.id)
             streams.append(stream)
         if streams:
