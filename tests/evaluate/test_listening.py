@@ -10,7 +10,7 @@ def test_swap_partners_pairs_neighbours_by_duration():
 
     durations = [3.0, 1.0, 2.9, 1.1, 5.0]
     partner = swap_partners(durations)
-    assert partner == [2, 3, 0, 1, 2]  # 1.0<->1.1, 2.9<->3.0, the odd 5.0 with 3.0
+    assert partner == [2, 3, 0, 1, 0]  # 1.0<->1.1, 2.9<->3.0, the odd 5.0 with 3.0 (index 0)
     assert all(partner[i] != i for i in range(len(durations)))
     assert swap_partners([1.0]) == [0]
 
