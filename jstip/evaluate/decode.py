@@ -65,6 +65,16 @@ def load_audio(cut) -> np.ndarray:
     return audio.mean(axis=0) if audio.ndim == 2 else audio.reshape(-1)
 
 
+def load_cuts(cuts_path, max_utterances: int | None = None):
+    """The cuts of a test manifest, eagerly, the first ``max_utterances`` of them when given."""
+    from lhotse import CutSet
+
+    cuts = CutSet.from_file(cuts_path)
+    if max_utterances is not None:
+        cuts = cuts.subset(first=max_utterances)
+    return cuts.to_eager()
+
+
 def load_audio_or_reject(cut, rejects=None) -> np.ndarray | None:
     """:func:`load_audio`, or None for audio that cannot be read or is empty: logged, and written to ``rejects``
     (a ``jstip.rejects.RejectLog``) with the reason; one unreadable cut never stops a job."""
@@ -194,7 +204,6 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         The ``metrics.json`` object.
     """
     import torch
-    from lhotse import CutSet
 
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
     from jstip.rejects import RejectLog
@@ -213,10 +222,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     step = meta.get("global_step")
     del meta
 
-    cuts = CutSet.from_file(cuts_path)
-    if max_utterances is not None:
-        cuts = cuts.subset(first=max_utterances)
-    cuts = cuts.to_eager()
+    cuts = load_cuts(cuts_path, max_utterances)
     refs = refs_from_cuts(cuts)
     rejects = RejectLog(out / "rejected.jsonl", "evaluate")
     from jstip.train.run import autocast

@@ -36,10 +36,9 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
         The ``metrics.json`` object (without the per-utterance rows).
     """
     import torch
-    from lhotse import CutSet
     from tqdm import tqdm
 
-    from jstip.evaluate.decode import load_audio_or_reject
+    from jstip.evaluate.decode import load_audio_or_reject, load_cuts
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
     from jstip.model.whisper import load_whisper
     from jstip.model.whisper_decode import DEFAULT_TEMPERATURES, WhisperTranscriber
@@ -55,10 +54,7 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     temperatures = DEFAULT_TEMPERATURES if decoding == "fallback" else (0.0,)
     transcriber = WhisperTranscriber(whisper, temperatures=temperatures, seed=seed, engine=engine, threads=threads)
 
-    cuts = CutSet.from_file(cuts_path)
-    if max_utterances is not None:
-        cuts = cuts.subset(first=max_utterances)
-    cuts = cuts.to_eager()
+    cuts = load_cuts(cuts_path, max_utterances)
     refs = refs_from_cuts(cuts)
     rejects = RejectLog(out / "rejected.jsonl", "evaluate")
     ids, audios = [], []
