@@ -113,9 +113,11 @@ def model_config(cfg) -> ModelConfig:
     the key."""
     if isinstance(cfg, ModelConfig):
         return cfg
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import ConfigKeyError
 
+    if isinstance(cfg, DictConfig):  # a node of a run config: resolve its interpolations against the whole config
+        cfg = OmegaConf.to_container(cfg, resolve=True)
     user = OmegaConf.create(cfg if cfg is not None else {})
     try:
         merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), user)

@@ -64,12 +64,20 @@ def test_arm_configs_resolve_to_the_intended_data():
         assert shared[arm] == shared["asr_only"], arm
     base = shared["asr_only"]
     assert base["model"]["init_from"] == "/mini/exp/stage1/checkpoints/last.ckpt"
+    # the typed model config that `jstip train` builds from the arm's model section (interpolations resolved)
+    from jstip.model.config import model_config
+
+    typed = model_config(compose_arm("text_il").model)
+    assert typed.init_from == base["model"]["init_from"] and typed.encoder.cache_dir == "/mini/exp/features"
     # The mini recipe's pretrained parts: Whisper tiny.en (its feature cache reused), SmolLM2-135M with LoRA.
     assert base["model"]["encoder"]["kind"] == "whisper" and base["model"]["encoder"]["path"] == "tiny.en"
     assert base["model"]["encoder"]["cache_dir"] == "/mini/exp/features"
     assert base["model"]["llm"]["kind"] == base["model"]["tokenizer"]["kind"] == "gguf"
     assert base["train"]["lora"]["enabled"] is True and base["train"]["trainable"] == ["adapter", "llm"]
-    assert base["logger"]["wandb"] is False and base["trainer"]["max_steps"] == 300
+    assert base["logger"]["wandb"] is False and base["trainer"]["max_steps"] == 100
+    # the mini recipe's stage-2 regime: peak lr 3e-4, 15 s of speech per batch
+    assert base["train"]["optim"]["lr"] == pytest.approx(3e-4)
+    assert all(r["data"]["max_duration"] == 15 for r in resolved.values())
     # and the interleaving arms draw the same task shares among speech documents
     il = {arm: data_config(compose_arm(arm).data) for arm in ("text_il", "tts_il")}
     for t in SPEECH_TASKS:
@@ -143,23 +151,46 @@ def hyps_of(refs, miss_rate, seed):
     return out
 
 
+# How often each term was heard in training (a counts file of `jstip score --exposure-cuts`): every bucket filled.
+EXPOSURE = {"atorvastatin": 0, "lisinopril": 1, "metformin": 4, "omeprazole": 12, "amoxicillin": 0, "warfarin": 2,
+            "acute appendicitis": 0, "atrial fibrillation": 3, "type 2 diabetes": 25, "chronic bronchitis": 2}
+MCQ_ITEMS = 40
+
+
+def write_modality_gap(run_dir, text_acc, speech_acc, seed):
+    """spoken_tasks/modality_gap.jsonl as `jstip evaluate` writes it, with the given accuracies."""
+    rng = random.Random(seed)
+    rows = [{"id": f"mcq{i:03d}", "subject": "medical", "answer": "A", "correct_text": rng.random() < text_acc,
+             "correct_speech": rng.random() < speech_acc} for i in range(MCQ_ITEMS)]
+    (run_dir / "spoken_tasks").mkdir(parents=True, exist_ok=True)
+    (run_dir / "spoken_tasks" / "modality_gap.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
 @pytest.fixture(scope="module")
 def grid_root(tmp_path_factory):
-    """ROOT/<arm>/seed<k>/ scored by the real `jstip score`: a weak baseline, a better arm, an equal one."""
+    """ROOT/<arm>/seed<k>/ scored by the real `jstip score` (with exposure counts): a weak baseline, a better arm,
+    an equal one; every run with a modality gap (text_il's smaller)."""
     from jstip.evaluate.score_command import cli as score
 
     root = tmp_path_factory.mktemp("grid")
     refs = make_refs()
     ref_path = root / "refs.jsonl"
     ref_path.write_text("".join(json.dumps(r) + "\n" for r in refs))
+    counts = root / "counts.json"
+    counts.write_text(json.dumps({"terms": [{"text": t, "category": "drug" if t in DRUGS else "condition", "count": n}
+                                            for t, n in EXPOSURE.items()]}))
     rates = {"asr_only": 0.6, "text_il": 0.2, "tts": 0.6}
+    speech_acc = {"asr_only": 0.3, "text_il": 0.7, "tts": 0.3}
     for arm, rate in rates.items():
         for s in (0, 1, 2):
             hyp_path = root / f"{arm}{s}.hyp.jsonl"
             hyp_path.write_text("".join(json.dumps(h) + "\n" for h in hyps_of(refs, rate, seed=100 * s + len(arm))))
-            result = CliRunner().invoke(score, ["--ref", str(ref_path), "--hyp", str(hyp_path),
-                                                "--out", str(root / "eval" / arm / f"seed{s}")])
+            run_dir = root / "eval" / arm / f"seed{s}"
+            result = CliRunner().invoke(score, ["--ref", str(ref_path), "--hyp", str(hyp_path), "--out", str(run_dir),
+                                                "--exposure-cuts", str(counts)])
             assert result.exit_code == 0, result.output
+            write_modality_gap(run_dir, 0.8, speech_acc[arm], seed=10 * s + len(arm))
     return root / "eval"
 
 
@@ -190,6 +221,69 @@ def test_grid_table_means_over_seeds_with_intervals_and_paired_differences(grid_
     same = diffs["tts", "eer"]
     assert same.low < 0 < same.high and not same.significant  # the same miss rate: within noise
     assert diffs["text_il", "eer/drug"].high < 0
+
+
+def test_grid_gives_eer_per_exposure_bucket_and_the_modality_gap_per_arm(grid_root, tmp_path):
+    from jstip.evaluate.grid import build_grid, find_grid, write_grid
+
+    grid = build_grid(find_grid(grid_root), baseline="asr_only", num_samples=400)
+    assert grid.exposure_edges == [0, 1, 3, 10] and grid.buckets == ["0", "1-2", "3-9", ">=10"]
+    for arm in grid.arms:
+        metrics = [json.loads((grid_root / arm.name / s / "metrics.json").read_text()) for s in arm.seeds]
+        for b in grid.buckets:
+            f = arm.figures[f"eer@{b}"]
+            # the seed mean of each run's own eer_per_exposure, from the counts file
+            per_run = [m["eer_per_exposure"]["buckets"][b] for m in metrics]
+            assert f.value == pytest.approx(np.mean([r["eer"] for r in per_run]))
+            assert f.total == sum(r["entities"] for r in per_run) and f.low <= f.value <= f.high
+    # the buckets hold what the counts say: amoxicillin/atorvastatin/appendicitis never heard, etc.
+    refs = make_refs()
+    expected = sum(EXPOSURE[e["text"]] == 0 for r in refs for e in r["entities"])
+    assert grid.arms[0].figures["eer@0"].total == 3 * expected
+    diffs = {(d.arm, d.figure): d for d in grid.differences}
+    assert diffs["text_il", "eer@>=10"].high < 0 and diffs["text_il", "eer@0"].high < 0
+    assert diffs["tts", "eer@0"].low < 0 < diffs["tts", "eer@0"].high
+
+    gaps = {m.arm: m for m in grid.modality_gap}
+    assert set(gaps) == {"asr_only", "text_il", "tts"} and gaps["asr_only"].items == MCQ_ITEMS
+    for arm, m in gaps.items():
+        rows = [[json.loads(x) for x in (grid_root / arm / s / "spoken_tasks" / "modality_gap.jsonl")
+                 .read_text().splitlines()] for s in ("seed0", "seed1", "seed2")]
+        text = np.mean([[r["correct_text"] for r in run] for run in rows])
+        speech = np.mean([[r["correct_speech"] for r in run] for run in rows])
+        assert m.text.value == pytest.approx(text) and m.speech.value == pytest.approx(speech)
+        assert m.gap.value == pytest.approx(speech - text) and m.gap.low <= m.gap.value <= m.gap.high
+    assert gaps["asr_only"].delta is None
+    assert gaps["text_il"].delta.low > 0  # a smaller gap than the baseline's, outside noise
+    assert gaps["tts"].delta.low < 0 < gaps["tts"].delta.high
+
+    md_path, json_path = write_grid(grid, tmp_path / "grid.md")
+    md = md_path.read_text()
+    chart = tmp_path / "grid_eer_by_exposure.png"
+    assert chart.read_bytes()[:4] == b"\x89PNG" and "![EER by exposure](grid_eer_by_exposure.png)" in md
+    assert "| arm | heard 0 (" in md and "| text_il | EER heard >=10 |" in md
+    assert "Modality gap" in md and "| text_il |" in md
+    data = json.loads(json_path.read_text())
+    assert data["buckets"] == grid.buckets and data["modality_gap"][1]["arm"] == "text_il"
+
+
+def test_grid_without_exposure_or_modality_gap_leaves_those_tables_out(grid_root, tmp_path):
+    import shutil
+
+    from jstip.evaluate.grid import build_grid, find_grid, grid_markdown
+
+    root = tmp_path / "g"
+    shutil.copytree(grid_root, root)
+    for metrics_path in root.glob("*/seed*/metrics.json"):
+        m = json.loads(metrics_path.read_text())
+        m.pop("eer_per_exposure")
+        metrics_path.write_text(json.dumps(m))
+    shutil.rmtree(root / "tts" / "seed1" / "spoken_tasks")  # one run without the modality gap: tts left out
+    grid = build_grid(find_grid(root), baseline="asr_only", num_samples=50)
+    assert grid.buckets == [] and grid.exposure_edges is None
+    assert [m.arm for m in grid.modality_gap] == ["asr_only", "text_il"]
+    md = grid_markdown(grid)
+    assert "EER by exposure" not in md and "heard" not in md and "| tts |" in md
 
 
 def test_report_grid_command_writes_markdown_and_json(grid_root, tmp_path):
