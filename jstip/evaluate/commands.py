@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from jstip.entities import exposure_options
+from jstip.evaluate.spoken_eval import DEFAULT_VOICE, SPOKEN_TASKS
 
 
 @click.command(name="evaluate", context_settings={"help_option_names": ["-h", "--help"]})
@@ -37,7 +38,11 @@ from jstip.entities import exposure_options
 @click.option("--spoken-tasks/--no-spoken-tasks", default=True, show_default=True,
               help="Also run the modality gap, spoken instruction following and spoken QA (data/eval items spoken "
                    "by --voice).")
-@click.option("--voice", default="espeak:en-us+f3@160", show_default=True,
+@click.option("--spoken-task", "spoken_task_names", multiple=True,
+              type=click.Choice(SPOKEN_TASKS),
+              help="Run only this spoken task (repeatable; e.g. --spoken-task modality_gap for the MCQ modality gap "
+                   "alone). Default: all three, unless --no-spoken-tasks.")
+@click.option("--voice", default=DEFAULT_VOICE, show_default=True,
               help="TTS voice of the spoken tasks (engine:name[@rate], see `jstip synthesize --help`).")
 @click.option("--spoken-items", default=None, type=click.IntRange(min=1),
               help="Use only the first N items of each spoken task (default: all: 40 MCQ, 40 instructions, 30 QA).")
@@ -61,7 +66,7 @@ from jstip.entities import exposure_options
 def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str, whisper_engine: str,
         cuts_path: str, out_dir: str,
         num_beams: int, batch_size: int, max_utterances: int | None, max_new_tokens: int, spoken_tasks: bool,
-        voice: str, spoken_items: int | None, shots: int, response_tokens: int, normalizer: str, device: str | None,
+        spoken_task_names: tuple[str, ...], voice: str, spoken_items: int | None, shots: int, response_tokens: int, normalizer: str, device: str | None,
         threads: int | None, precision: str, listen_utterances: int, exposure_cuts: tuple[str, ...],
         exposure_edges: str, progress: bool) -> None:
     """Decode a test set with a checkpoint and score it: WER, CER, TER, entity error rate, spoken tasks.
@@ -101,7 +106,8 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
 
             metrics = evaluate_checkpoint(
                 checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size,
-                max_utterances=max_utterances, max_new_tokens=max_new_tokens, spoken_tasks=spoken_tasks, voice=voice,
+                max_utterances=max_utterances, max_new_tokens=max_new_tokens,
+                spoken_tasks=list(spoken_task_names) if spoken_tasks and spoken_task_names else spoken_tasks, voice=voice,
                 spoken_items=spoken_items, shots=shots, response_tokens=response_tokens, normalizer=normalizer,
                 device=device, threads=threads, progress=progress, listen_utterances=listen_utterances,
                 precision=precision, exposure_cuts=list(exposure_cuts) or None, exposure_edges=edges)

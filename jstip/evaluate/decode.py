@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -172,7 +172,7 @@ def training_log_rows(exp_dir: str | Path, max_step: int | None = None) -> list[
 
 def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: str | Path, num_beams: int = 1,
                         batch_size: int = 8, max_utterances: int | None = None, max_new_tokens: int = 256,
-                        spoken_tasks: bool = True, voice: str = "espeak:en-us+f3@160", spoken_items: int | None = None,
+                        spoken_tasks: bool | Sequence[str] = True, voice: str = "espeak:en-us+f3@160", spoken_items: int | None = None,
                         shots: int = 5, response_tokens: int = 128, normalizer: str = "english-v1",
                         device: str | None = None, threads: int | None = None, progress: bool = True,
                         listen_utterances: int | None = 100, precision: str = "auto",
@@ -189,7 +189,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         cuts_path: the test cut manifest (references and entities from its supervisions).
         num_beams, batch_size, max_new_tokens: decoding (:func:`decode_cuts`); ``max_utterances``: first N cuts only.
         spoken_tasks, voice, spoken_items, shots, response_tokens: the spoken tasks
-            (:func:`jstip.evaluate.spoken_eval.run_spoken_tasks`).
+            (:func:`jstip.evaluate.spoken_eval.run_spoken_tasks`); ``spoken_tasks``: all (True), none (False) or
+            the names of those to run.
         normalizer: the WER normaliser (:func:`jstip.evaluate.scoring.score`).
         precision: ``auto`` (bfloat16 autocast where the device computes it natively), ``bf16`` or ``fp32``.
         exposure_cuts: cut manifests that count how often each entity was heard in training (EER per exposure
@@ -255,7 +256,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         with autocast(device, precision):
             summary, per_item = run_spoken_tasks(model, tokenizer, bos_ids(tokenizer, config), voice=voice,
                                                  limit=spoken_items, shots=shots, max_new_tokens=response_tokens,
-                                                 batch_size=batch_size, progress=progress)
+                                                 batch_size=batch_size, progress=progress,
+                                                 tasks=None if spoken_tasks is True else list(spoken_tasks))
         result.update(summary)
         task_dir = out / "spoken_tasks"
         task_dir.mkdir(exist_ok=True)
@@ -282,7 +284,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         "training_log": str(exp_dir / "metrics.jsonl") if log_rows else None,
         "training_log_copy": str(train_log) if train_log else None,
         "spoken_tasks": {"voice": voice, "items_per_task": spoken_items, "shots": shots,
-                         "response_tokens": response_tokens} if spoken_tasks else None,
+                         "response_tokens": response_tokens,
+                         "tasks": None if spoken_tasks is True else list(spoken_tasks)} if spoken_tasks else None,
     }
     write_scores(result, out)
     return {k: v for k, v in result.items() if k != "utterances"}

@@ -27,6 +27,8 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 DEFAULT_VOICE = "espeak:en-us+f3@160"
+SPOKEN_TASKS = ("modality_gap", "instruction_following", "spoken_qa")
+"""The spoken tasks, in the order they run."""
 INSTRUCTION_SUFFIX = "\nResponse:"
 QA_SUFFIX = "\nAnswer:"
 
@@ -133,8 +135,9 @@ def _without_items(result: dict) -> dict:
 
 def run_spoken_tasks(model, tokenizer, bos: list[int], voice: str = DEFAULT_VOICE, limit: int | None = None,
                      shots: int = 5, max_new_tokens: int = 128, batch_size: int = 8, progress: bool = True,
-                     speaker: Speaker | None = None) -> tuple[dict, dict[str, list[dict]]]:
-    """Run the three spoken tasks on the shipped items (``data/eval``).
+                     speaker: Speaker | None = None, tasks: Sequence[str] | None = None
+                     ) -> tuple[dict, dict[str, list[dict]]]:
+    """Run the spoken tasks on the shipped items (``data/eval``): all three, or ``tasks`` (names of SPOKEN_TASKS).
 
     Args:
         bos: ids that start every prompt (:func:`jstip.evaluate.decode.bos_ids`).
@@ -193,11 +196,15 @@ def run_spoken_tasks(model, tokenizer, bos: list[int], voice: str = DEFAULT_VOIC
                                      max_new_tokens, batch_size, "spoken QA", progress)
         return score_qa(items, responses)
 
-    task("modality_gap", mcq)
-    task("instruction_following", instructions)
-    task("spoken_qa", qa)
+    runners = {"modality_gap": mcq, "instruction_following": instructions, "spoken_qa": qa}
+    unknown = [t for t in (tasks or ()) if t not in runners]
+    if unknown:
+        raise ValueError(f"unknown spoken task(s) {', '.join(unknown)}: the tasks are {', '.join(SPOKEN_TASKS)}")
+    for name in SPOKEN_TASKS:
+        if tasks is None or name in tasks:
+            task(name, runners[name])
     return summary, per_item
 
 
-__all__ = ["DEFAULT_VOICE", "INSTRUCTION_SUFFIX", "QA_SUFFIX", "Speaker", "next_token_logits", "run_spoken_tasks",
+__all__ = ["DEFAULT_VOICE", "INSTRUCTION_SUFFIX", "QA_SUFFIX", "SPOKEN_TASKS", "Speaker", "next_token_logits", "run_spoken_tasks",
            "speechlm_letter_logprobs", "spoken_responses"]

@@ -115,8 +115,14 @@ def test_greedy_hypotheses_are_the_models_own_transcripts(tiny_run, mini_corpus,
     test_cuts = mini_corpus / "test" / "cuts.jsonl.gz"
     out = tmp_path / "eval"
     result = invoke("evaluate", "--checkpoint", ckpt(tiny_run, 2), "--cuts", test_cuts, "--out", out,
-                    "--max-utterances", 3, "--batch-size", 1, "--no-spoken-tasks", "--threads", 1, "--no-progress")
+                    "--max-utterances", 3, "--batch-size", 1, "--spoken-task", "modality_gap", "--spoken-items", 2,
+                    "--shots", 0, "--threads", 1, "--no-progress")
     assert result.exit_code == 0, result.output
+    # --spoken-task runs only the named spoken task
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["modality_gap"]["num_items"] == 2 and metrics["evaluate"]["spoken_tasks"]["tasks"] == ["modality_gap"]
+    assert "instruction_following" not in metrics and "spoken_qa" not in metrics
+    assert sorted(p.name for p in (out / "spoken_tasks").iterdir()) == ["modality_gap.jsonl"]
     hyps = {r["id"]: r["hyp"] for r in read_jsonl(out / "hyps.jsonl")}
     model, tokenizer, _ = load_checkpoint(ckpt(tiny_run, 2))
     cuts = list(CutSet.from_file(test_cuts).subset(first=3))
