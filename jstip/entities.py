@@ -27,8 +27,37 @@ def counts_from_cuts(cuts) -> dict[tuple[str, str], int]:
     return count_entities(e for cut in cuts for sup in cut.supervisions for e in (sup.custom or {}).get("entities", []))
 
 
+def counts_from_file(path: str | Path) -> dict[tuple[str, str], int]:
+    """(category, text) -> count from a counts file: ``{"terms": [{"text", "category", "count"}, ...]}``, or the
+    ``terms.json`` of ``jstip prepare mini`` (its ``train_audio`` counts).
+
+    Raises:
+        ValueError: naming the file (and the term) when it is not such a file.
+    """
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: not a JSON counts file ({err})") from err
+    terms = data.get("terms") if isinstance(data, dict) else None
+    if not isinstance(terms, list):
+        raise ValueError(f"{path}: a counts file is a JSON object with a list 'terms' of {{text, category, count}} "
+                         "(or the terms.json of `jstip prepare mini`)")
+    out: dict[tuple[str, str], int] = {}
+    for i, t in enumerate(terms):
+        n = t.get("count", t.get("train_audio")) if isinstance(t, dict) else None
+        if not isinstance(t, dict) or not isinstance(t.get("text"), str) or not isinstance(n, int) or n < 0:
+            raise ValueError(f"{path}: terms[{i}] = {t!r} needs 'text' (a string) and 'count' (or 'train_audio'), "
+                             "a non-negative integer")
+        key = (str(t.get("category", "")), t["text"])
+        out[key] = out.get(key, 0) + n
+    return out
+
+
 def exposure_from_manifests(paths: Sequence[str | Path]) -> dict[tuple[str, str], int]:
-    """Exposure counts of the cut manifests ``paths`` (read lazily), summed."""
+    """Exposure counts of the cut manifests ``paths`` (read lazily), summed; a ``.json`` path is a counts file
+    (:func:`counts_from_file`)."""
     from lhotse import CutSet
 
     total: dict[tuple[str, str], int] = {}
@@ -36,7 +65,9 @@ def exposure_from_manifests(paths: Sequence[str | Path]) -> dict[tuple[str, str]
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such cut manifest (the training cuts whose entity annotations give "
                                     "each term's exposure)")
-        for key, n in counts_from_cuts(CutSet.from_jsonl_lazy(path)).items():
+        counts = (counts_from_file(path) if str(path).endswith(".json")
+                  else counts_from_cuts(CutSet.from_jsonl_lazy(path)))
+        for key, n in counts.items():
             total[key] = total.get(key, 0) + n
     return total
 
@@ -82,4 +113,5 @@ def exposure_options(func):
                         help="Lower edges of the exposure buckets (0,1,3,10: 0 / 1-2 / 3-9 / >=10 occurrences).")(func)
     return click.option("--exposure-cuts", multiple=True, type=click.Path(exists=True, dir_okay=False),
                         help="Training cut manifest(s) whose entity annotations count how often each term was "
-                             "heard; adds EER per exposure bucket (repeatable).")(func)
+                             "heard, or a counts file (.json: the terms.json of `jstip prepare mini`, or {\"terms\": "
+                             "[{text, category, count}]}); adds EER per exposure bucket (repeatable).")(func)

@@ -5,12 +5,16 @@ Layout read by :func:`find_grid`::
     ROOT/<arm>/seed<k>/metrics.json + hyps.jsonl      (as written by `jstip evaluate` or `jstip score`)
     ROOT/<arm>/metrics.json + hyps.jsonl              (an arm with a single run)
 
-For every arm the table gives WER, EER and EER per entity category as the **mean over its seeds** (pooled: the errors
+For every arm the table gives WER, EER, EER per entity category and EER per exposure bucket (how often a term was
+heard in the training audio: the ``exposure`` of each entity in hyps.jsonl, bucketed by the edges of metrics.json's
+``eer_per_exposure``) as the **mean over its seeds** (pooled: the errors
 of all seeds over the words or entities of all seeds), with a 95% percentile interval from a bootstrap over the test
 utterances (every sample draws the utterances once and uses that draw for every arm, seed and figure), and the value
 of each seed. Each arm is compared with the baseline arm by a paired bootstrap of the difference of the seed means,
 with the share of samples in which the arm is better, and the number of seeds in which it was better than the
-baseline run of the same seed.
+baseline run of the same seed. Runs that hold the modality gap (``spoken_tasks/modality_gap.jsonl`` of `jstip
+evaluate`) add the MCQ accuracy with text and with speech input and the gap, with intervals from a bootstrap over the
+MCQ items.
 
 What the interval covers: the sampling of test utterances. What it does not: training noise beyond the seeds run; the
 per-seed values show that spread. Runs of a grid must score the same utterances; the table uses the utterances that
@@ -28,7 +32,9 @@ from pathlib import Path
 
 import numpy as np
 
-from jstip.evaluate.report import load_run
+from jstip.entities import bucket_labels
+from jstip.evaluate.report import exposure_chart, load_run
+from jstip.evaluate.scoring import read_jsonl
 from jstip.evaluate.stats import bootstrap_ratios
 
 SEED_DIR = re.compile(r"^seed(\d+)$")
@@ -53,7 +59,7 @@ class ArmSummary:
     name: str
     seeds: list[str]
     figures: dict[str, Figure]
-    """``wer``, ``eer`` and ``eer/<category>``."""
+    """``wer``, ``eer``, ``eer/<category>`` and ``eer@<exposure bucket>``."""
 
 
 @dataclass
@@ -77,6 +83,20 @@ class GridDifference:
 
 
 @dataclass
+class ModalityGap:
+    """MCQ accuracy with text and with speech input and their gap (speech minus text), seed means over the items that
+    every run answered, with 95% intervals from a bootstrap over those items; ``delta``: the arm's gap minus the
+    baseline's, paired (None for the baseline)."""
+
+    arm: str
+    text: Figure
+    speech: Figure
+    gap: Figure
+    items: int
+    delta: Figure | None = None
+
+
+@dataclass
 class Grid:
     arms: list[ArmSummary]
     baseline: str
@@ -91,6 +111,12 @@ class Grid:
     """arm -> seed -> run folder."""
     dropped_ids: int = 0
     """Utterances left out because not every run scored them."""
+    exposure_edges: list[int] | None = None
+    """Lower edges of the exposure buckets (None: the runs hold no exposure counts)."""
+    buckets: list[str] = field(default_factory=list)
+    """Exposure buckets with entities, in order (figures ``eer@<bucket>``)."""
+    modality_gap: list[ModalityGap] = field(default_factory=list)
+    """Per arm, when every run of the arm holds spoken_tasks/modality_gap.jsonl."""
 
 
 def find_grid(root: str | Path) -> dict[str, dict[str, Path]]:
@@ -135,8 +161,10 @@ def select_seeds(runs: Mapping[str, Mapping[str, Path]], seeds: Sequence[str | i
     return out
 
 
-def _counts(utterances: list[dict]) -> dict[str, dict[str, tuple[float, float]]]:
-    """Per utterance id: figure -> (errors, total) for wer, eer and eer/<category>."""
+def _counts(utterances: list[dict], edges: Sequence[int] | None = None) -> dict[str, dict[str, tuple[float, float]]]:
+    """Per utterance id: figure -> (errors, total) for wer, eer, eer/<category> and (with ``edges``) eer@<bucket>."""
+    from jstip.entities import bucket_of
+
     out: dict[str, dict[str, tuple[float, float]]] = {}
     for row in utterances:
         figs: dict[str, tuple[float, float]] = {}
@@ -146,9 +174,12 @@ def _counts(utterances: list[dict]) -> dict[str, dict[str, tuple[float, float]]]
         entities = row.get("entities") or []
         figs["eer"] = (float(sum(not e["hit"] for e in entities)), float(len(entities)))
         for e in entities:
-            key = f"eer/{e.get('category') or 'none'}"
-            miss, tot = figs.get(key, (0.0, 0.0))
-            figs[key] = (miss + (not e["hit"]), tot + 1)
+            keys = [f"eer/{e.get('category') or 'none'}"]
+            if edges is not None:
+                keys.append(f"eer@{bucket_of(int(e['exposure']), edges)}")
+            for key in keys:
+                miss, tot = figs.get(key, (0.0, 0.0))
+                figs[key] = (miss + (not e["hit"]), tot + 1)
         out[str(row["id"])] = figs
     return out
 
@@ -177,7 +208,9 @@ def build_grid(runs: Mapping[str, Mapping[str, str | Path]], baseline: str | Non
         raise ValueError(f"baseline arm {baseline!r} not found; the grid has: {', '.join(runs)}")
     names = [baseline] + [a for a in names if a != baseline]
 
-    counts = {a: {s: _counts(load_run(Path(p)).utterances) for s, p in runs[a].items()} for a in names}
+    loaded = {a: {s: load_run(Path(p)) for s, p in runs[a].items()} for a in names}
+    edges = _exposure_edges(loaded)
+    counts = {a: {s: _counts(r.utterances, edges) for s, r in loaded[a].items()} for a in names}
     all_ids = [set(c) for a in names for c in counts[a].values()]
     common = sorted(set.intersection(*all_ids))
     if not common:
@@ -186,7 +219,9 @@ def build_grid(runs: Mapping[str, Mapping[str, str | Path]], baseline: str | Non
     dropped = len(set.union(*all_ids)) - len(common)
     categories = sorted({k.split("/", 1)[1] for a in names for c in counts[a].values() for u in common
                          for k in c[u] if k.startswith("eer/")})
-    figures = ["wer", "eer"] + [f"eer/{c}" for c in categories]
+    present = {k for a in names for c in counts[a].values() for u in common for k in c[u]}
+    buckets = [] if edges is None else [b for b in bucket_labels(edges) if f"eer@{b}" in present]
+    figures = ["wer", "eer"] + [f"eer/{c}" for c in categories] + [f"eer@{b}" for b in buckets]
     # Totals come from the references and are the same in every run; take them from the first run.
     ref_counts = next(iter(counts[baseline].values()))
     totals = {f: np.array([ref_counts[u].get(f, (0.0, 0.0))[1] for u in common]) for f in figures}
@@ -231,7 +266,80 @@ def build_grid(runs: Mapping[str, Mapping[str, str | Path]], baseline: str | Non
                                               float(below[i]), int(better), len(shared)))
     return Grid([summaries[a] for a in names], baseline, categories, differences, len(common),
                 int(totals["eer"].sum()), int(totals["wer"].sum()), num_samples, seed,
-                {a: {s: str(runs[a][s]) for s in counts[a]} for a in names}, dropped)
+                {a: {s: str(runs[a][s]) for s in counts[a]} for a in names}, dropped,
+                None if edges is None else list(edges), buckets,
+                _modality_gaps({a: {s: Path(p) for s, p in runs[a].items()} for a in names}, baseline, num_samples,
+                               seed))
+
+
+def _exposure_edges(loaded: Mapping[str, Mapping[str, object]]) -> tuple[int, ...] | None:
+    """The exposure bucket edges shared by every run, or None when some run holds no exposure counts.
+
+    Raises:
+        ValueError: runs scored with different edges (naming two of them).
+    """
+    seen: dict[tuple[int, ...], str] = {}
+    for arm, arm_runs in loaded.items():
+        for s, run in arm_runs.items():
+            section = run.metrics.get("eer_per_exposure")
+            entities = [e for row in run.utterances for e in row.get("entities") or []]
+            if not section or any("exposure" not in e for e in entities):
+                return None
+            seen.setdefault(tuple(int(x) for x in section["edges"]), f"{arm}/{s}")
+    if len(seen) > 1:
+        (e1, r1), (e2, r2) = list(seen.items())[:2]
+        raise ValueError(f"runs scored with different exposure buckets: {r1} has edges {list(e1)}, {r2} has "
+                         f"{list(e2)}; score every run with the same --exposure-edges")
+    return next(iter(seen)) if seen else None
+
+
+def _mcq_rows(run_dir: Path) -> dict[str, tuple[float, float]] | None:
+    """MCQ item id -> (correct with text input, correct with speech input), or None without the modality gap."""
+    path = run_dir / "spoken_tasks" / "modality_gap.jsonl"
+    if not path.is_file():
+        return None
+    rows = read_jsonl(path, ("id", "correct_text", "correct_speech"))
+    return {str(r["id"]): (float(r["correct_text"]), float(r["correct_speech"])) for r in rows}
+
+
+def _modality_gaps(runs: Mapping[str, Mapping[str, Path]], baseline: str, num_samples: int,
+                   seed: int) -> list[ModalityGap]:
+    """The modality gap of every arm whose runs all hold it, on the items every such run answered."""
+    rows = {a: {s: _mcq_rows(p) for s, p in arm_runs.items()} for a, arm_runs in runs.items()}
+    arms = [a for a in runs if all(r is not None for r in rows[a].values())]
+    if not arms:
+        return []
+    items = sorted(set.intersection(*(set(r) for a in arms for r in rows[a].values())))
+    if not items:
+        return []
+    ones = np.ones(len(items))
+
+    def mean_over_seeds(a: str, k: int) -> np.ndarray:  # k: 0 text, 1 speech
+        return np.mean([[r[i][k] for i in items] for r in rows[a].values()], axis=0)
+
+    nums, keys = [], []
+    for a in arms:
+        text, speech = mean_over_seeds(a, 0), mean_over_seeds(a, 1)
+        nums += [text, speech, speech - text]
+        keys += [(a, "text"), (a, "speech"), (a, "gap")]
+    if baseline in arms:
+        base_gap = nums[3 * arms.index(baseline) + 2]
+        for a in arms:
+            if a != baseline:
+                nums.append(nums[3 * arms.index(a) + 2] - base_gap)
+                keys.append((a, "delta"))
+    value, low, high, _ = bootstrap_ratios(np.stack(nums), np.stack([ones] * len(nums)), num_samples, seed)
+    per_seed = {a: {s: (np.mean([r[i][0] for i in items]), np.mean([r[i][1] for i in items]))
+                    for s, r in rows[a].items()} for a in arms}
+    figs: dict[tuple[str, str], Figure] = {}
+    for j, (a, kind) in enumerate(keys):
+        seeds = {}
+        if kind != "delta":
+            for s, (t, sp) in per_seed[a].items():
+                seeds[s] = float({"text": t, "speech": sp, "gap": sp - t}[kind])
+        figs[a, kind] = Figure(float(value[j]), float(low[j]), float(high[j]), seeds)
+    return [ModalityGap(a, figs[a, "text"], figs[a, "speech"], figs[a, "gap"], len(items), figs.get((a, "delta")))
+            for a in arms]
 
 
 def _pct(v: float, digits: int = 1) -> str:
@@ -249,9 +357,16 @@ def _signed(v: float) -> str:
 
 
 def _label(figure: str) -> str:
-    """``wer`` -> WER, ``eer/drug`` -> EER drug."""
+    """``wer`` -> WER, ``eer/drug`` -> EER drug, ``eer@1-2`` -> EER heard 1-2."""
+    if "@" in figure:
+        name, _, bucket = figure.partition("@")
+        return f"{name.upper()} heard {bucket}"
     name, _, category = figure.partition("/")
     return name.upper() + (f" {category}" if category else "")
+
+
+def _signed_cell(f: Figure) -> str:
+    return f"{_signed(f.value)} [{_signed(f.low)}, {_signed(f.high)}]"
 
 
 def _seeds(f: Figure) -> str:
@@ -264,8 +379,9 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def grid_markdown(grid: Grid, title: str | None = None) -> str:
-    """The grid as Markdown: figures per arm, EER per category, differences with the baseline."""
+def grid_markdown(grid: Grid, title: str | None = None, chart: str | None = None) -> str:
+    """The grid as Markdown: figures per arm, EER per category and per exposure bucket (with ``chart``, the file name
+    of its chart), the modality gap, differences with the baseline."""
     seeds = sorted({len(a.seeds) for a in grid.arms})
     parts = []
     if title:
@@ -287,6 +403,30 @@ def grid_markdown(grid: Grid, title: str | None = None) -> str:
         header = ["arm"] + [f"{c} ({int(first.figures[f'eer/{c}'].total / max(1, len(first.seeds)))})"
                             for c in grid.categories]
         rows = [[a.name] + [_cell(a.figures.get(f"eer/{c}")) for c in grid.categories] for a in grid.arms]
+        parts.append(_table(header, rows))
+    if grid.buckets:
+        parts.append("")
+        parts.append("EER by exposure: entities grouped by how often their term occurs in the training audio "
+                     f"(bucket edges {grid.exposure_edges}; %, mean over seeds [95% interval]; entities per run in "
+                     "brackets):")
+        parts.append("")
+        first = grid.arms[0]
+        header = ["arm"] + [f"heard {b} ({int(first.figures[f'eer@{b}'].total / max(1, len(first.seeds)))})"
+                            for b in grid.buckets]
+        rows = [[a.name] + [_cell(a.figures.get(f"eer@{b}")) for b in grid.buckets] for a in grid.arms]
+        parts.append(_table(header, rows))
+        if chart:
+            parts += ["", f"![EER by exposure]({chart})"]
+    if grid.modality_gap:
+        n_items = grid.modality_gap[0].items
+        parts.append("")
+        parts.append(f"Modality gap: accuracy on {n_items} multiple-choice items asked in text and in speech (%, "
+                     "mean over seeds [95% bootstrap interval over items]); gap = speech − text; Δ gap = the arm's "
+                     f"gap minus `{grid.baseline}`'s, paired (higher = smaller gap):")
+        parts.append("")
+        header = ["arm", "MCQ text", "MCQ speech", "gap", "Δ gap", "gap per seed"]
+        rows = [[m.arm, _cell(m.text), _cell(m.speech), _signed_cell(m.gap),
+                 "–" if m.delta is None else _signed_cell(m.delta), _seeds(m.gap)] for m in grid.modality_gap]
         parts.append(_table(header, rows))
     if grid.differences:
         parts.append("")
@@ -320,12 +460,36 @@ def grid_dict(grid: Grid) -> dict:
     return clean(asdict(grid))
 
 
+def grid_exposure_chart(grid: Grid) -> bytes | None:
+    """PNG of EER by exposure bucket, one line per arm with its 95% band; None without exposure buckets."""
+    if not grid.buckets:
+        return None
+    series = {}
+    for a in grid.arms:
+        points = []
+        for b in grid.buckets:
+            f = a.figures.get(f"eer@{b}")
+            points.append(None if f is None or math.isnan(f.value) else (f.value, f.low, f.high))
+        series[a.name] = points
+    return exposure_chart(grid.buckets, series)
+
+
 def write_grid(grid: Grid, out_md: str | Path, title: str | None = None) -> tuple[Path, Path]:
-    """Write ``out_md`` (Markdown) and its JSON twin (same stem, ``.json``), each atomically."""
+    """Write ``out_md`` (Markdown), its JSON twin (same stem, ``.json``) and, with exposure buckets, the chart
+    ``<stem>_eer_by_exposure.png``, each atomically."""
     out_md = Path(out_md)
     out_md.parent.mkdir(parents=True, exist_ok=True)
     out_json = out_md.with_suffix(".json")
-    for path, text in ((out_md, grid_markdown(grid, title)), (out_json, json.dumps(grid_dict(grid), indent=1))):
+    png = grid_exposure_chart(grid)
+    chart = None
+    if png is not None:
+        chart_path = out_md.with_name(f"{out_md.stem}_eer_by_exposure.png")
+        tmp = chart_path.with_name(chart_path.name + ".tmp")
+        tmp.write_bytes(png)
+        tmp.replace(chart_path)
+        chart = chart_path.name
+    for path, text in ((out_md, grid_markdown(grid, title, chart)),
+                       (out_json, json.dumps(grid_dict(grid), indent=1))):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text(text, encoding="utf-8")
         tmp.replace(path)

@@ -236,7 +236,7 @@ def _curve_chart(runs: Sequence[Run]) -> bytes | None:
     return _figure_png(fig)
 
 
-def _exposure_chart(labels: list[str], series: dict[str, list[tuple[float, float, float] | None]]) -> bytes:
+def exposure_chart(labels: list[str], series: dict[str, list[tuple[float, float, float] | None]]) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -540,7 +540,7 @@ def build_report(
 
     exposure = _exposure_table(runs, num_samples, seed)
     if exposure is not None:
-        charts["eer_by_exposure"] = _exposure_chart(exposure[2], {name: [f[label] for label in exposure[2]]
+        charts["eer_by_exposure"] = exposure_chart(exposure[2], {name: [f[label] for label in exposure[2]]
                                                                   for name, f in exposure[3].items()})
     metrics_header, metrics_rows = _metrics_table(runs)
     diff_header, diff_rows = _difference_table(differences)
