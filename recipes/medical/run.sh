@@ -17,7 +17,7 @@
 #   2 train every arm x seed                                     4 report: the grid table and per-seed reports
 #                                                                  (always rebuilt from the evaluations)
 #
-# Environment: MINI_OUT (default OUT/mini), ARMS (default: all five), SEEDS ("0 1 2"), ARM_STEPS (300),
+# Environment: MINI_OUT (default OUT/mini), ARMS (default: all five), SEEDS ("0 1 2"), ARM_STEPS (100),
 # DOMAIN_SENTENCES (first N lines of the domain text; empty = all), EVAL_UTTERANCES (empty = all of test),
 # BOOTSTRAP (1000), NJ (2), JSTIP (jstip), WHISPER (the mini run's, tiny.en), ARM_OVERRIDES (extra Hydra overrides for every arm, e.g. train.optim.lr=1e-3),
 # PARALLEL (runs trained/evaluated at once in stages 2-3, each on one thread, logs in OUT/exp/logs; default 1).
@@ -33,7 +33,7 @@ JSTIP=${JSTIP:-jstip}
 NJ=${NJ:-2}
 ARMS=${ARMS:-asr_only text text_il tts tts_il}
 SEEDS=${SEEDS:-0 1 2}
-ARM_STEPS=${ARM_STEPS:-300}
+ARM_STEPS=${ARM_STEPS:-100}
 DOMAIN_SENTENCES=${DOMAIN_SENTENCES:-}   # empty = the whole domain text of the mini corpus
 EVAL_UTTERANCES=${EVAL_UTTERANCES:-}     # empty = the whole test set
 BOOTSTRAP=${BOOTSTRAP:-1000}
@@ -141,7 +141,10 @@ train_run() {  # train_run ARM SEED
 
 eval_run() {  # eval_run ARM SEED
   [ -f "$out/.done/2-train-$1-seed$2" ] || die "$1 seed $2 is not trained yet: run stage 2 first (--stage 2)"
-  local -a args=(--cuts "$MINI_OUT/data/aligned/test/cuts.jsonl.gz" --no-spoken-tasks --no-progress)
+  # EER per exposure bucket counts the terms in the real train speech (the run's data.train_cuts), the same for every
+  # arm; the modality gap (MCQ with text vs speech input) is the one spoken task of the grid.
+  local -a args=(--cuts "$MINI_OUT/data/aligned/test/cuts.jsonl.gz" --spoken-task modality_gap
+                 --listen-utterances 0 --no-progress)
   if [ -n "$EVAL_UTTERANCES" ]; then args+=(--max-utterances "$EVAL_UTTERANCES"); fi
   if [ "$PARALLEL" -gt 1 ]; then args+=(--threads 1); fi
   $JSTIP evaluate --checkpoint "$exp/train/$1/seed$2/checkpoints/last.ckpt" --out "$exp/eval/$1/seed$2" "${args[@]}"
