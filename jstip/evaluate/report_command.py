@@ -90,9 +90,11 @@ def grid(root: str, out_md: str, baseline: str | None, arms: tuple[str, ...], on
          title: str | None, num_samples: int, seed: int) -> None:
     """Tabulate a grid of scored runs: ROOT/<arm>/seed<k>/ (metrics.json + hyps.jsonl from `jstip evaluate`).
 
-    Per arm: WER, EER and EER per entity category as the mean over seeds with a 95% bootstrap interval over test
-    utterances, and the value of every seed; per arm against the baseline: the paired bootstrap interval of the
-    difference and the seeds in which the arm did better. Prints the Markdown table.
+    Per arm: WER, EER, EER per entity category and EER per exposure bucket (runs scored with --exposure-cuts) as the
+    mean over seeds with a 95% bootstrap interval over test utterances, and the value of every seed; per arm against
+    the baseline: the paired bootstrap interval of the difference and the seeds in which the arm did better; the
+    modality gap (MCQ with text vs speech input) of runs evaluated with it. Prints the Markdown table; writes the JSON
+    twin and, with exposure buckets, OUT_STEM_eer_by_exposure.png (one line per arm).
 
     \b
     Example:
