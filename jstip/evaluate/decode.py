@@ -219,7 +219,9 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         torch.set_num_threads(int(threads))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
-    meta = torch.load(ckpt_path, map_location="cpu", weights_only=False, mmap=True)
+    from jstip.train.checkpoint_file import read_checkpoint
+
+    meta = read_checkpoint(ckpt_path, mmap=True)
     step = meta.get("global_step")
     del meta
 

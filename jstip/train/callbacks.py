@@ -14,7 +14,13 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Writes a checkpoint to ``NAME.tmp`` and renames it: a run killed while saving never leaves a torn file."""
+    """Writes a checkpoint to ``NAME.tmp`` and renames it: a run killed while saving never leaves a torn file. Reads
+    one (resume) with :func:`jstip.train.checkpoint_file.read_checkpoint`: tensors and plain data only, no code."""
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        from jstip.train.checkpoint_file import read_checkpoint
+
+        return read_checkpoint(path)
 
     def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
         path = Path(path)

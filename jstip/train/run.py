@@ -9,6 +9,8 @@ from pathlib import Path
 
 import torch
 
+from jstip.train.checkpoint_file import read_checkpoint
+
 log = logging.getLogger(__name__)
 
 
@@ -94,7 +96,7 @@ def build_model_and_tokenizer(cfg, exp_dir: Path, train_cuts=None):
     model = build_speechlm(cfg.model, tokenizer)
     lora = bool(cfg.train.get("lora", {}).get("enabled", False))
     if init_from:
-        ckpt = torch.load(init_from, map_location="cpu", weights_only=False)
+        ckpt = read_checkpoint(init_from)
         src_lora = bool((ckpt.get("jstip") or {}).get("lora"))
         if src_lora:
             # A LoRA checkpoint (stage 1) continues as LoRA: the adapters are applied before its weights load.
@@ -116,7 +118,7 @@ def inherited_state_keys(init_from) -> set[str] | None:
     out (``jstip.train.frozen``)."""
     if not init_from:
         return None
-    ckpt = torch.load(init_from, map_location="cpu", weights_only=False, mmap=True)
+    ckpt = read_checkpoint(init_from, mmap=True)
     return set(ckpt["state_dict"])
 
 
@@ -207,8 +209,9 @@ def train(cfg) -> Path:
     return exp_dir
 
 
-def load_checkpoint(ckpt_path: str | Path, map_location: str = "cpu"):
-    """A trained ``SpeechLM`` (eval mode) and its tokenizer from a checkpoint written by ``jstip train``.
+def load_checkpoint(ckpt_path: str | Path):
+    """A trained ``SpeechLM`` (eval mode, on the CPU) and its tokenizer from a checkpoint written by ``jstip train``,
+    read without running code from the file (:func:`jstip.train.checkpoint_file.read_checkpoint`).
 
     Returns:
         (model, tokenizer, config dict)
@@ -220,7 +223,7 @@ def load_checkpoint(ckpt_path: str | Path, map_location: str = "cpu"):
     from jstip.train.module import apply_lora
 
     ckpt_path = Path(ckpt_path)
-    ckpt = torch.load(ckpt_path, map_location=map_location, weights_only=False)
+    ckpt = read_checkpoint(ckpt_path)
     meta = ckpt.get("jstip")
     if meta is None:
         raise ValueError(f"{ckpt_path}: not a jstip training checkpoint (no 'jstip' entry)")

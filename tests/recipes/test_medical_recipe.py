@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from jstip.train.checkpoint_file import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "medical" / "run.sh"
@@ -358,7 +359,7 @@ def test_recipe_bad_input_is_named_with_the_fix(tmp_path):
 
 
 def state_dict(ckpt):
-    return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    return read_checkpoint(ckpt)["state_dict"]
 
 
 def hyps(path):

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from jstip.train.checkpoint_file import read_checkpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPE = ROOT / "recipes" / "mini" / "run.sh"
@@ -173,7 +174,7 @@ def test_pretrained_recipe_and_an_ablation_row_run_end_to_end(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     row = out / "ablation" / "frozen_llm"
-    ckpt = torch.load(row / "exp" / "stage2" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(row / "exp" / "stage2" / "checkpoints" / "last.ckpt")
     assert not ckpt["jstip"]["lora"] and not any(".lora_" in k for k in ckpt["state_dict"])
     assert (row / "exp" / "adapter_ctc").resolve() == (out / "exp" / "adapter_ctc").resolve()  # shared, not re-run
     md = (out / "ablation" / "report.md").read_text()

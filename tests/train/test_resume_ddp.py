@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from train_helpers import batches, read_jsonl, train_rows
+from jstip.train.checkpoint_file import read_checkpoint
 
 JSTIP = str(Path(sys.executable).parent / "jstip")
 
@@ -50,7 +51,7 @@ def test_sigkill_and_resume_continue_at_the_same_step_with_the_same_next_batch(t
     proc.wait()
     done_before = len(train_rows(tmp_path / "killed"))
     assert 10 <= done_before < 24
-    ckpt = torch.load(tmp_path / "killed" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(tmp_path / "killed" / "checkpoints" / "last.ckpt")
     resume_step = ckpt["global_step"]
     assert resume_step % 4 == 0 and resume_step >= 8
 

@@ -7,6 +7,7 @@ import torch
 from click.testing import CliRunner
 
 from train_helpers import batches, train_rows
+from jstip.train.checkpoint_file import read_checkpoint
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "jstip" / "conf"
 
@@ -63,7 +64,7 @@ def test_packaged_configs_name_what_their_user_must_give(tmp_path, name, keys):
 
 
 def _state(ckpt: Path) -> dict:
-    return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    return read_checkpoint(ckpt)["state_dict"]
 
 
 def test_stage1_trains_the_adapter_only(tiny_overrides, tmp_path):
@@ -79,7 +80,7 @@ def test_stage1_trains_the_adapter_only(tiny_overrides, tmp_path):
     result = run_cli(["--config-name", "tiny", *args])
     assert result.exit_code == 0, result.output
     exp = tmp_path / "stage1"
-    ckpt = torch.load(exp / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(exp / "checkpoints" / "last.ckpt")
     after = ckpt["state_dict"]
     assert META_KEY not in ckpt["jstip"]  # nothing left out
     cfg = compose("tiny", args)
@@ -120,7 +121,7 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_ov
     assert "training loss is nan at step 3" in result.output
     ckpts = tmp_path / "nan" / "checkpoints"
     assert "step000002.ckpt" in result.output
-    assert torch.load(ckpts / "last.ckpt", map_location="cpu", weights_only=False)["global_step"] == 2
+    assert read_checkpoint(ckpts / "last.ckpt")["global_step"] == 2
     assert not (ckpts / "step000004.ckpt").exists()
     assert [r["step"] for r in train_rows(tmp_path / "nan")] == [1, 2, 3]
 
