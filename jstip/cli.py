@@ -62,12 +62,20 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="jstip")
-def main() -> None:
+@click.option("--allow-command-audio", is_flag=True, default=False,
+              help="Let lhotse run 'command' audio sources of the manifests (shell commands that produce the audio). "
+                   "Off by default: a manifest is data, and jstip refuses (rejects) such cuts. Same as "
+                   "JSTIP_ALLOW_COMMAND_AUDIO=1.")
+def main(allow_command_audio: bool) -> None:
     """jstip: speech-LLMs for ASR with joint speech-text interleaved pretraining.
 
     Typical flow: prepare -> (synthesize) -> align -> interleave -> train -> evaluate -> report.
     Every command has --help.
     """
+    if allow_command_audio:
+        from jstip.audio import allow_command_sources
+
+        allow_command_sources()
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from __future__ import annotations
 import numpy as np
 
 from jstip.align.base import load_cut_audio
+from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
 
-SAMPLING_RATE = 16000
 
 
 def _word_times(cut) -> list[tuple[str, float, float]] | None:

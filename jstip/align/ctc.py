@@ -16,6 +16,7 @@ import torch
 from jstip.align.base import Aligner, AlignmentError, WordSpanTime
 from jstip.align.normalize import tokens_for_word
 from jstip.text import words as split_words
+from jstip.audio import SAMPLE_RATE
 
 
 @dataclass
@@ -177,7 +178,7 @@ class CTCAligner(Aligner):
         except Exception:  # noqa: BLE001 - fall back to the duration ratio
             shift = None
         if shift is None:
-            shift = len(audio) / 16000 / max(n, 1)
+            shift = len(audio) / SAMPLE_RATE / max(n, 1)
         return lp, shift
 
     def align_audio(self, audio: np.ndarray, text: str) -> list[WordSpanTime]:
@@ -201,7 +202,7 @@ class CTCAligner(Aligner):
             targets.extend(ids)
             owner.extend([i] * len(ids))
         spans = ctc_forced_align(lp, targets, blank)
-        duration = len(audio) / 16000
+        duration = len(audio) / SAMPLE_RATE
         out: list[WordSpanTime] = []
         for i, w in enumerate(words):
             mine = [sp for sp, o in zip(spans, owner) if o == i]
@@ -236,7 +237,7 @@ def place_boundaries(spans: list[WordSpanTime], audio: np.ndarray, drop_db: floa
         spans: spoken words in order, times in seconds (token spans).
         audio: (T,) 16 kHz samples.
     """
-    hop = int(step * 16000)
+    hop = int(step * SAMPLE_RATE)
     n = len(audio) // hop
     if n == 0 or not spans:
         return
@@ -247,7 +248,7 @@ def place_boundaries(spans: list[WordSpanTime], audio: np.ndarray, drop_db: floa
     def is_voiced(i: int) -> bool:
         return 0 <= i < n and bool(voiced[i])
 
-    duration = len(audio) / 16000
+    duration = len(audio) / SAMPLE_RATE
     i = int(round(spans[0].start / step))
     while i - 1 >= 0 and is_voiced(i - 1):
         i -= 1

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-SAMPLING_RATE = 16000
+from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
+
 FRAME_SHIFT = 0.08
 IGNORE_INDEX = -100
 

@@ -28,7 +28,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from jstip.data.batch import SAMPLING_RATE, SpeechLMBatch
+from jstip.audio import load_cut_audio
+from jstip.data.batch import SpeechLMBatch
 from jstip.data.packing import collate
 from jstip.data.render import RenderConfig, Rendered, Renderer, speech_stream
 from jstip.interleave.examples import InterleaveConfig, NotInterleavable, interleave_cut
@@ -216,8 +217,11 @@ class SpeechLMDataset(torch.utils.data.Dataset):
         self.num_dropped += 1
         log.warning("dropped %s from its batch: %s", item_id, reason)
         if self._rejects is not None:
-            try:
-                self._rejects.reject(item_id, reason)
+            from jstip.rejects import rejected_ids
+
+            try:  # once per item: a later epoch (or another worker) meets the same bad cut again
+                if item_id not in rejected_ids(self._rejects.path, self._rejects.stage):
+                    self._rejects.reject(item_id, reason)
             except OSError:
                 pass
 
@@ -237,12 +241,7 @@ class SpeechLMDataset(torch.utils.data.Dataset):
         if doc is None:
             text = " ".join(s.text for s in cut.supervisions if s.text)
             doc = self.renderer.asr(f"{cut.id}_asr", text, 0.0, float(cut.duration), cut_id=cut.id)
-        if cut.sampling_rate != SAMPLING_RATE:
-            cut = cut.resample(SAMPLING_RATE)
-        audio = cut.load_audio()
-        audio = np.asarray(audio, dtype=np.float32)
-        if audio.ndim == 2:
-            audio = audio[0] if audio.shape[0] == 1 else audio.mean(axis=0)
+        audio = load_cut_audio(cut)
         stream, frames = speech_stream(audio, doc.spans, self.cfg.render.frame_shift)
         if frames != doc.span_frames:
             raise RuntimeError(f"{cut.id}: frame counts {frames} disagree with placeholders {doc.span_frames}")

@@ -10,6 +10,7 @@ token (the ASR format of :mod:`jstip.data.render`, EOS included), averaged over 
 from __future__ import annotations
 
 import torch
+from jstip.audio import SAMPLE_RATE
 
 
 def swap_partners(durations: list[float]) -> list[int]:
@@ -67,7 +68,7 @@ def listening_figure(model, tokenizer, config, cuts, max_utterances: int | None 
                 for i in range(start, min(start + batch_size, len(rows))):
                     cut_id, text, _ = rows[i]
                     audio = rows[source[i]][2]
-                    doc = renderer.asr(f"{cut_id}_{name}", text, 0.0, len(audio) / 16000.0, cut_id=cut_id)
+                    doc = renderer.asr(f"{cut_id}_{name}", text, 0.0, len(audio) / SAMPLE_RATE, cut_id=cut_id)
                     stream, _ = speech_stream(audio, doc.spans, frame_shift)
                     docs.append(doc)
                     streams.append(stream)

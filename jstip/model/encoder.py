@@ -6,6 +6,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from jstip.audio import SAMPLE_RATE
 
 
 class SpeechEncoder(nn.Module):
@@ -40,7 +41,7 @@ def conformer_encoder(n_mels: int = 80, n_layers: int = 2, d_model: int = 64, n_
     with a 10 ms shift."""
     from nemo.collections.asr.modules import AudioToMelSpectrogramPreprocessor, ConformerEncoder
 
-    pre = AudioToMelSpectrogramPreprocessor(sample_rate=16000, window_size=0.025, window_stride=window_stride,
+    pre = AudioToMelSpectrogramPreprocessor(sample_rate=SAMPLE_RATE, window_size=0.025, window_stride=window_stride,
                                             features=n_mels, pad_to=0, dither=dither)
     enc = ConformerEncoder(feat_in=n_mels, n_layers=n_layers, d_model=d_model, n_heads=n_heads,
                            subsampling=subsampling, subsampling_factor=subsampling_factor,

@@ -261,8 +261,6 @@ class SpeechLM(nn.Module):
 def _audio_of(item) -> np.ndarray:
     if isinstance(item, (np.ndarray, torch.Tensor)):
         return np.asarray(item, dtype=np.float32).reshape(-1)
-    cut = item
-    if cut.sampling_rate != SAMPLING_RATE:
-        cut = cut.resample(SAMPLING_RATE)
-    audio = np.asarray(cut.load_audio(), dtype=np.float32)
-    return audio.mean(axis=0) if audio.ndim == 2 else audio
+    from jstip.audio import load_cut_audio
+
+    return load_cut_audio(item)

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-SAMPLE_RATE = 16000
+from jstip.audio import SAMPLE_RATE
+
 N_FFT = 400
 HOP = 160
 CHUNK_SECONDS = 30

@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from jstip.audio import SAMPLE_RATE, load_cut_audio
 from jstip.evaluate.normalize import normalize_text
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
 
 
 # ----------------------------------------------------------------------------------------------------------- data
@@ -79,7 +79,7 @@ class CTCCutDataset(torch.utils.data.Dataset):
     def audio(self, cut) -> np.ndarray:
         if self.cache is not None and cut.id in self.cache:
             return self.cache[cut.id].astype(np.float32) / 32767.0
-        audio = cut.resample(SAMPLE_RATE).load_audio()[0] if cut.sampling_rate != SAMPLE_RATE else cut.load_audio()[0]
+        audio = load_cut_audio(cut)
         if self.cache is not None:
             self.cache[cut.id] = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
         return audio.astype(np.float32)
@@ -222,7 +222,7 @@ def transcribe_cuts(model, cuts, max_duration: float = 120.0) -> dict[str, str]:
 
 
 def evaluate_ctc(model, cuts, out_dir: str | Path | None = None) -> dict:
-    """Greedy-decode ``cuts`` and score them with :func:`jstip.evaluate.scoring.score` (``english-v1`` normaliser).
+    """Greedy-decode ``cuts`` and score them with :func:`jstip.evaluate.scoring.score` (``english-v2`` normaliser).
 
     Returns the metrics object (``wer``, ``cer``, counts, ...; without per-utterance rows). With ``out_dir``, also
     writes ``out_dir/metrics.json`` and ``out_dir/hyps.jsonl`` as ``jstip score`` does.

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SAMPLING_RATE = 16000
+from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
+
 
 
 class SynthesisError(Exception):
