@@ -76,8 +76,15 @@ def librispeech(corpus_dir, out_dir, parts, num_jobs):
 @click.option("--kaldi-dir", type=click.Path(exists=True, file_okay=False), help="Kaldi data folder (wav.scp, text...).")
 @click.option("--sampling-rate", default=16000, show_default=True, help="Sampling rate of a Kaldi dir's audio.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Output folder.")
-def import_(lhotse_dir, kaldi_dir, sampling_rate, out_dir):
+@click.option("--check-audio/--no-check-audio", default=True, show_default=True,
+              help="Read every cut's audio once and reject what cannot be used (unreadable, empty, NaN/inf samples, "
+                   "a rate other than declared); --no-check-audio checks manifests, sources and transcripts only.")
+def import_(lhotse_dir, kaldi_dir, sampling_rate, out_dir, check_audio):
     """Import an existing lhotse manifest folder or Kaldi data folder as OUT/cuts.jsonl.gz.
+
+    Every utterance is kept or written to OUT/rejected.jsonl with the reason: unreadable manifest lines (FILE:LINE),
+    supervisions without a recording, wav.scp entries that are missing, not audio or piped commands, duplicate ids,
+    transcripts without words, entity offsets that do not slice the entity, and (--check-audio) bad audio.
 
     Example:
 
@@ -87,5 +94,6 @@ def import_(lhotse_dir, kaldi_dir, sampling_rate, out_dir):
 
     if bool(lhotse_dir) == bool(kaldi_dir):
         raise click.UsageError("give exactly one of --lhotse-dir or --kaldi-dir")
-    cuts = import_lhotse_dir(lhotse_dir, out_dir) if lhotse_dir else import_kaldi_dir(kaldi_dir, out_dir, sampling_rate)
+    cuts = (import_lhotse_dir(lhotse_dir, out_dir, check_audio=check_audio) if lhotse_dir
+            else import_kaldi_dir(kaldi_dir, out_dir, sampling_rate, check_audio=check_audio))
     click.echo(f"{len(cuts)} cuts -> {Path(out_dir) / 'cuts.jsonl.gz'} (rejected: {Path(out_dir) / 'rejected.jsonl'})")

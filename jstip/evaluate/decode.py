@@ -56,39 +56,58 @@ def bos_ids(tokenizer, config: Mapping | None = None) -> list[int]:
 
 
 def load_audio(cut) -> np.ndarray:
-    """(T,) float32 mono audio of a lhotse cut at 16 kHz."""
-    from jstip.data.batch import SAMPLING_RATE
+    """(T,) float32 mono audio of a lhotse cut at 16 kHz (:func:`jstip.audio.load_cut_audio`)."""
+    from jstip.audio import load_cut_audio
 
-    if cut.sampling_rate != SAMPLING_RATE:
-        cut = cut.resample(SAMPLING_RATE)
-    audio = np.asarray(cut.load_audio(), dtype=np.float32)
-    return audio.mean(axis=0) if audio.ndim == 2 else audio.reshape(-1)
+    return load_cut_audio(cut)
 
 
-def load_cuts(cuts_path, max_utterances: int | None = None):
-    """The cuts of a test manifest, eagerly, the first ``max_utterances`` of them when given."""
+def load_cuts(cuts_path, max_utterances: int | None = None, rejects=None):
+    """The cuts of a test manifest, eagerly, the first ``max_utterances`` of them when given. With ``rejects`` (a
+    ``jstip.rejects.RejectLog``) the cuts that cannot be scored are written there with the reason and left out: a
+    duplicate id, no usable reference, entity offsets that do not slice the entity
+    (:func:`jstip.corpora.validate.screen_cuts`). Audio faults (a missing file, a 'command' source, NaN samples...)
+    are found when the audio is read: such a cut is rejected and scored as missing."""
     from lhotse import CutSet
 
-    cuts = CutSet.from_file(cuts_path)
+    if rejects is not None:
+        from jstip.manifests import read_cuts
+
+        cuts = read_cuts(cuts_path, rejects)  # a bad manifest line: FILE:LINE and the reason
+    else:
+        cuts = CutSet.from_file(cuts_path)
     if max_utterances is not None:
         cuts = cuts.subset(first=max_utterances)
+    if rejects is not None:
+        from jstip.corpora.validate import screen_cuts
+
+        return screen_cuts(cuts, rejects, what="test", alignment=False, sources=False).to_eager()
     return cuts.to_eager()
+
+
+def evaluation_rejects(out: Path):
+    """A fresh ``out/rejected.jsonl`` (stage ``evaluate``): an evaluation rewrites all of its outputs."""
+    from jstip.rejects import RejectLog
+
+    (out / "rejected.jsonl").unlink(missing_ok=True)
+    return RejectLog(out / "rejected.jsonl", "evaluate")
 
 
 def load_audio_or_reject(cut, rejects=None) -> np.ndarray | None:
     """:func:`load_audio`, or None for audio that cannot be read or is empty: logged, and written to ``rejects``
     (a ``jstip.rejects.RejectLog``) with the reason; one unreadable cut never stops a job."""
+    from jstip.audio import AudioError
+
     try:
-        audio = load_audio(cut)
-        if audio.size == 0:
-            raise ValueError("empty audio")
-        return audio
+        return load_audio(cut)
+    except AudioError as err:
+        reason = str(err)
     except Exception as err:  # noqa: BLE001 -- one unreadable cut never stops the job
         reason = f"audio not readable ({type(err).__name__}: {err}); check the recording's source path"
-        log.warning("%s: %s", cut.id, reason)
-        if rejects is not None:
-            rejects.reject(cut.id, reason)
-        return None
+    log.warning("%s: %s", cut.id, reason)
+    if rejects is not None:
+        rejects.reject(cut.id, reason)
+    return None
 
 
 def token_budget(duration: float, max_new_tokens: int, tokens_per_second: float = TOKENS_PER_SECOND) -> int:
@@ -173,7 +192,7 @@ def training_log_rows(exp_dir: str | Path, max_step: int | None = None) -> list[
 def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: str | Path, num_beams: int = 1,
                         batch_size: int = 8, max_utterances: int | None = None, max_new_tokens: int = 256,
                         spoken_tasks: bool | Sequence[str] = True, voice: str = "espeak:en-us+f3@160", spoken_items: int | None = None,
-                        shots: int = 5, response_tokens: int = 128, normalizer: str = "english-v1",
+                        shots: int = 5, response_tokens: int = 128, normalizer: str = "english-v2",
                         device: str | None = None, threads: int | None = None, progress: bool = True,
                         listen_utterances: int | None = 100, precision: str = "auto",
                         exposure_cuts=None, exposure_edges=None) -> dict:
@@ -207,7 +226,6 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     import torch
 
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
-    from jstip.rejects import RejectLog
     from jstip.train.run import load_checkpoint
 
     out = Path(out_dir)
@@ -225,9 +243,9 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     step = meta.get("global_step")
     del meta
 
-    cuts = load_cuts(cuts_path, max_utterances)
+    rejects = evaluation_rejects(out)
+    cuts = load_cuts(cuts_path, max_utterances, rejects)
     refs = refs_from_cuts(cuts)
-    rejects = RejectLog(out / "rejected.jsonl", "evaluate")
     from jstip.train.run import autocast
 
     with autocast(device, precision):

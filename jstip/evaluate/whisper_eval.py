@@ -18,7 +18,7 @@ DECODINGS = ("fallback", "greedy")
 
 def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: str | Path,
                      decoding: str = "fallback", batch_size: int = 8, max_utterances: int | None = None,
-                     normalizer: str = "english-v1", threads: int | None = None, seed: int = 0,
+                     normalizer: str = "english-v2", threads: int | None = None, seed: int = 0,
                      engine: str = "auto", exposure_cuts=(), exposure_edges=None, progress: bool = True) -> dict:
     """Transcribe ``cuts_path`` with Whisper and write ``out_dir/{metrics.json,hyps.jsonl}``.
 
@@ -38,11 +38,10 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     import torch
     from tqdm import tqdm
 
-    from jstip.evaluate.decode import load_audio_or_reject, load_cuts
+    from jstip.evaluate.decode import evaluation_rejects, load_audio_or_reject, load_cuts
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
     from jstip.model.whisper import load_whisper
     from jstip.model.whisper_decode import DEFAULT_TEMPERATURES, WhisperTranscriber
-    from jstip.rejects import RejectLog
 
     if decoding not in DECODINGS:
         raise ValueError(f"decoding must be one of {', '.join(DECODINGS)}, got {decoding!r}")
@@ -54,9 +53,9 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     temperatures = DEFAULT_TEMPERATURES if decoding == "fallback" else (0.0,)
     transcriber = WhisperTranscriber(whisper, temperatures=temperatures, seed=seed, engine=engine, threads=threads)
 
-    cuts = load_cuts(cuts_path, max_utterances)
+    rejects = evaluation_rejects(out)
+    cuts = load_cuts(cuts_path, max_utterances, rejects)
     refs = refs_from_cuts(cuts)
-    rejects = RejectLog(out / "rejected.jsonl", "evaluate")
     ids, audios = [], []
     for cut in cuts:
         audio = load_audio_or_reject(cut, rejects)

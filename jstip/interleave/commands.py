@@ -54,6 +54,7 @@ class _OnceRejectLog:
         from jstip.rejects import RejectLog, rejected_ids
 
         self._log = RejectLog(path, stage)
+        self.path, self.stage = self._log.path, stage
         self._seen = rejected_ids(path, stage)
         self.count = 0
 
@@ -76,14 +77,19 @@ class _OnceRejectLog:
               help="Target speech share for --policy random (default 0.3 word level, 0.4 segment level).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed.")
 @click.option("--epoch", type=int, default=0, show_default=True, help="Epoch: variants change from one to the next.")
+@click.option("--check-audio/--no-check-audio", default=True, show_default=True,
+              help="Read every cut's audio once and reject what cannot be used (unreadable, empty, NaN/inf samples, "
+                   "a sample rate other than declared); --no-check-audio checks sources and transcripts only.")
 @_segment_options
 @click.pass_context
-def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, segment_mode, min_pause, min_words,
-        max_words, min_duration, max_duration, random_span):
+def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_audio, segment_mode, min_pause,
+        min_words, max_words, min_duration, max_duration, random_span):
     """Build interleaved speech/text examples (DESIGN.md format) from cuts with word alignments.
 
     Cuts that cannot be interleaved (no or mismatched alignment, a single word) go to rejected.jsonl beside --out
-    with the reason; the trainer still uses them in ASR format.
+    with the reason; the trainer still uses them in ASR format. So do cuts that no stage can use: a duplicate id, a
+    missing audio file or a 'command' audio source, a transcript without words or far too long for its audio,
+    entity offsets that do not slice the entity, and (--check-audio) audio that cannot be used.
 
     \b
     Example:
@@ -101,17 +107,35 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, segmen
 
     cfg = _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration,
                   random_span)
-    cuts = _load_cuts(in_path)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rejects_path = out.parent / "rejected.jsonl"
     rejects = _OnceRejectLog(rejects_path, "interleave")
-    n_in = 0
+    from jstip.manifests import read_cuts
+
+    cuts = read_cuts(in_path, rejects)  # bad manifest lines: FILE:LINE with the reason
+    n_in = rejects.count
+
+    from jstip.audio import AudioError, check_sources, load_cut_audio
+    from jstip.corpora.validate import check_cut
+
+    seen: set[str] = set()
 
     def counted():
         nonlocal n_in
         for c in tqdm(cuts, desc="interleave", unit="cut"):
             n_in += 1
+            reason = "duplicate cut id: only the first cut with this id is used (ids must be unique)" \
+                if c.id in seen else check_cut(c, alignment=False)
+            seen.add(c.id)
+            if reason is None:
+                try:
+                    load_cut_audio(c) if check_audio else check_sources(c)
+                except AudioError as err:
+                    reason = str(err)
+            if reason is not None:
+                rejects.reject(c.id, reason)
+                continue
             yield c
 
     n_out = write_jsonl(out, (public_example(e) for e in interleave_cuts(counted(), level, cfg, seed, epoch, rejects)))

@@ -31,8 +31,10 @@ def data_config(cfg):
     return as_data_config(given)
 
 
-def load_cuts(path):
+def load_cuts(path, rejects=None):
     """A cut set from a manifest path, or from a list of manifest paths (their cuts combined, in order), or None.
+    With ``rejects`` (a ``RejectLog``) a manifest line that cannot be read is written there (FILE:LINE, reason) and
+    skipped (:func:`jstip.manifests.read_cuts`).
 
     Raises:
         FileNotFoundError: a manifest is missing (named).
@@ -46,7 +48,7 @@ def load_cuts(path):
         paths = [Path(str(p)) for p in path]
         if not paths:
             return None
-        parts = [load_cuts(p) for p in paths]
+        parts = [load_cuts(p, rejects) for p in paths]
         seen: dict[str, Path] = {}
         for p, cuts in zip(paths, parts):
             for cut_id in cuts.ids:
@@ -58,6 +60,10 @@ def load_cuts(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"cut manifest not found: {path} (make one with `jstip prepare ...`)")
+    if rejects is not None:
+        from jstip.manifests import read_cuts
+
+        return read_cuts(path, rejects)
     return CutSet.from_file(path).to_eager()
 
 
@@ -79,15 +85,27 @@ class SpeechDataModule(L.LightningDataModule):
         seed: drives the sampler's shuffle and every interleaving choice.
     """
 
-    def __init__(self, cfg, tokenizer, seed: int = 0, train_cuts=None) -> None:
+    def __init__(self, cfg, tokenizer, seed: int = 0, train_cuts=None, rejects=None) -> None:
         super().__init__()
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.seed = int(seed)
         self.data_cfg = data_config(cfg)
         self.train_cuts = train_cuts if train_cuts is not None else load_cuts(cfg.train_cuts)
-        self.tts_cuts = load_cuts(cfg.get("tts_cuts"))
-        self.dev_cuts = load_cuts(cfg.get("dev_cuts"))
+        self.tts_cuts = load_cuts(cfg.get("tts_cuts"), rejects)
+        self.dev_cuts = load_cuts(cfg.get("dev_cuts"), rejects)
+        if rejects is not None:
+            # TTS and dev cuts are screened like the train cuts; audio that fails while a batch loads is appended
+            # to the same file.
+            from jstip.corpora.validate import screen_cuts
+
+            md = self.data_cfg.max_duration
+            if self.tts_cuts is not None:
+                self.tts_cuts = screen_cuts(self.tts_cuts, rejects, md, "tts")
+            if self.dev_cuts is not None:
+                self.dev_cuts = screen_cuts(self.dev_cuts, rejects, md, "dev")
+            if self.data_cfg.rejects_path is None:
+                self.data_cfg.rejects_path = str(rejects.path)
         self.text_sources = [str(s) for s in (cfg.get("text_sources") or [])]
 
     def _world(self) -> tuple[int | None, int | None]:

@@ -172,14 +172,27 @@ def train(cfg) -> Path:
     torch.set_num_threads(int(cfg.get("num_threads") or torch.get_num_threads()))
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
 
-    train_cuts = load_cuts(cfg.data.train_cuts)
+    # Every cut is accounted for: what a run cannot use is written to exp_dir/rejected.jsonl with its reason (before
+    # training: stage "train"; audio found bad while loading a batch: stage "data").
+    from jstip.corpora.validate import screen_cuts
+    from jstip.rejects import RejectLog
+    from jstip.train.data import data_config
+
+    rejects = RejectLog(exp_dir / "rejected.jsonl", "train")
+    max_duration = data_config(cfg.data).max_duration
+    train_cuts = screen_cuts(load_cuts(cfg.data.train_cuts, rejects), rejects, max_duration, "train")
+    if len(train_cuts) == 0:
+        raise ValueError(f"no usable training cut in {cfg.data.train_cuts}: every cut was rejected (reasons in "
+                         f"{rejects.path})")
+    if rejects.count:
+        log.warning("%d training cut(s) rejected: reasons in %s", rejects.count, rejects.path)
     model, tokenizer, lora = build_model_and_tokenizer(cfg, exp_dir, train_cuts)
     module = SpeechLMModule(model, stage=int(cfg.train.stage), optim=OmegaConf.to_container(cfg.train.optim),
                             trainable=cfg.train.get("trainable"), lora=lora,
                             config=OmegaConf.to_container(cfg, resolve=True),
                             save_frozen=bool(cfg.checkpoint.get("save_frozen", False)),
                             inherited_keys=inherited_state_keys(cfg.model.get("init_from")))
-    data = SpeechDataModule(cfg.data, tokenizer, seed=int(cfg.seed), train_cuts=train_cuts)
+    data = SpeechDataModule(cfg.data, tokenizer, seed=int(cfg.seed), train_cuts=train_cuts, rejects=rejects)
 
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     strategy = tcfg.pop("strategy", "auto")
