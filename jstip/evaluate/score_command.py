@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from jstip.entities import exposure_options
+from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
 
 
 @click.command(name="score", context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,7 +16,7 @@ from jstip.entities import exposure_options
               help="Hypotheses, jsonl: id, hyp.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: metrics.json and hyps.jsonl are written there.")
-@click.option("--normalizer", default="english-v1", show_default=True, type=click.Choice(["english-v1", "none"]),
+@click.option("--normalizer", default=NORMALIZER_VERSION, show_default=True, type=click.Choice(list(NORMALIZERS)),
               help="Text normaliser for WER/CER/B-WER ('none': whitespace tokens as written).")
 @click.option("--missing", default="empty", show_default=True, type=click.Choice(["empty", "skip"]),
               help="References without a hypothesis: score as empty hypotheses, or leave out (listed either way).")
@@ -35,8 +36,9 @@ def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: st
     """
     from jstip.evaluate.scoring import read_hyps, read_refs, score, summary_line, write_scores
 
+    skipped: list[dict] = []
     try:
-        refs, hyps = read_refs(ref_path), read_hyps(hyp_path)
+        refs, hyps = read_refs(ref_path, skipped), read_hyps(hyp_path, skipped)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     from jstip.entities import load_exposure, parse_edges
@@ -49,6 +51,23 @@ def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: st
     result = score(refs, hyps, normalizer=normalizer, missing=missing, exposure=exposure, exposure_edges=edges,
                    exposure_source=source)
     metrics_path, hyps_path = write_scores(result, out_dir)
+    # Every input line is accounted for: bad lines and the later lines of a duplicated id go to rejected.jsonl.
+    from pathlib import Path
+
+    from jstip.rejects import RejectLog
+
+    rejected = Path(out_dir) / "rejected.jsonl"
+    rejected.unlink(missing_ok=True)
+    rejects = RejectLog(rejected, "score")
+    for item in skipped:
+        rejects.reject(item["id"], item["reason"])
+    for key in result["duplicate_ref_ids"]:
+        rejects.reject(key, f"reference id occurs more than once in {ref_path}: its first line is scored")
+    for key in result["duplicate_hyp_ids"]:
+        rejects.reject(key, f"hypothesis id occurs more than once in {hyp_path}: its first line is scored")
+    if rejects.count:
+        click.echo(f"warning: {rejects.count} line(s) skipped (first: {skipped[0]['id'] if skipped else ''} "
+                   f"{(skipped[0]['reason'] if skipped else 'a duplicate id')}); all in {rejected}", err=True)
     click.echo(f"{result['num_utterances']} utterances: {summary_line(result)}")
     if result["missing_ids"]:
         click.echo(f"warning: {len(result['missing_ids'])} reference id(s) missing from {hyp_path} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -38,38 +39,56 @@ FIGURES = ("wer", "cer", "ter", "eer", "u_wer", "b_wer")
 """The headline figures of ``metrics.json``, all fractions (0.05 = 5 %), None when undefined."""
 
 
-def read_jsonl(path: str | Path, required: tuple[str, ...]) -> list[dict]:
+def read_jsonl(path: str | Path, required: tuple[str, ...], skipped: list[dict] | None = None) -> list[dict]:
     """Read a jsonl file whose lines are objects holding ``required`` keys.
 
+    Args:
+        skipped: when given, a bad line (not UTF-8, not JSON, not an object, a required key missing) is appended
+            here as ``{"id": "FILE:LINE", "reason": ...}`` and skipped; otherwise it raises.
+
     Raises:
-        ValueError: naming the file, the line and the fix, on a malformed line.
+        ValueError: naming the file, the line and the fix, on a bad line (without ``skipped``).
     """
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            problem = None
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({err}); each line must be one JSON object") from err
-            if not isinstance(row, dict):
-                raise ValueError(f"{path}:{lineno}: a line must be a JSON object with keys {list(required)}")
-            missing = [key for key in required if key not in row]
-            if missing:
-                raise ValueError(f"{path}:{lineno}: missing key(s) {missing}; each line needs {list(required)}")
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                line, problem = "", (f"not UTF-8 (byte {raw[err.start]:#04x} at position {err.start}); save the "
+                                     "file as UTF-8")
+            if problem is None and not line.strip():
+                continue
+            if problem is None:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    problem = f"not valid JSON ({err}); each line must be one JSON object"
+            if problem is None and not isinstance(row, dict):
+                problem = f"a line must be a JSON object with keys {list(required)}"
+            if problem is None:
+                missing = [key for key in required if key not in row]
+                if missing:
+                    problem = f"missing key(s) {missing}; each line needs {list(required)}"
+            if problem is not None:
+                if skipped is None:
+                    raise ValueError(f"{path}:{lineno}: {problem}")
+                skipped.append({"id": f"{path}:{lineno}", "reason": problem})
+                continue
             rows.append(row)
     return rows
 
 
-def read_refs(path: str | Path) -> list[dict]:
-    """Reference lines: ``id``, ``text``, optional ``entities``, ``biasing_words`` and ``domain``.
+def read_refs(path: str | Path, skipped: list[dict] | None = None) -> list[dict]:
+    """Reference lines: ``id``, ``text``, optional ``entities``, ``biasing_words`` and ``domain`` (bad lines: see
+    :func:`read_jsonl`).
 
     A lhotse cut manifest (``*.jsonl.gz``) is read with :func:`refs_from_cuts` instead.
     """
     if str(path).endswith(".jsonl.gz"):
         return refs_from_cuts(path)
-    return read_jsonl(path, ("id", "text"))
+    return read_jsonl(path, ("id", "text"), skipped)
 
 
 def refs_from_cuts(cuts) -> list[dict]:
@@ -104,9 +123,29 @@ def refs_from_cuts(cuts) -> list[dict]:
     return refs
 
 
-def read_hyps(path: str | Path) -> list[dict]:
-    """Hypothesis lines: ``id``, ``hyp``."""
-    return read_jsonl(path, ("id", "hyp"))
+def read_hyps(path: str | Path, skipped: list[dict] | None = None) -> list[dict]:
+    """Hypothesis lines: ``id``, ``hyp`` (bad lines: see :func:`read_jsonl`)."""
+    return read_jsonl(path, ("id", "hyp"), skipped)
+
+
+def _nfc_ref(ref: Mapping) -> dict:
+    """``ref`` with its text in Unicode NFC and its entity offsets moved to match: an NFD "Métformin" in either the
+    reference or the hypothesis is the same word as its NFC spelling."""
+    text = str(ref["text"])
+    if unicodedata.is_normalized("NFC", text):
+        return dict(ref)
+    out = dict(ref, text=unicodedata.normalize("NFC", text))
+    ents = []
+    for e in ref.get("entities") or []:
+        try:
+            start = len(unicodedata.normalize("NFC", text[: int(e["start"])]))
+            end = start + len(unicodedata.normalize("NFC", text[int(e["start"]): int(e["end"])]))
+            ents.append({**e, "start": start, "end": end, "text": unicodedata.normalize("NFC", str(e["text"]))})
+        except (KeyError, TypeError, ValueError):
+            ents.append(e)  # left for the entity check to report
+    if "entities" in ref:
+        out["entities"] = ents
+    return out
 
 
 def _rate(counts: ErrorCounts) -> float | None:
@@ -156,7 +195,7 @@ def score(
         refs: reference rows: ``id``, ``text``; optional ``entities`` (``text``, ``category``, ``start``, ``end``,
             character offsets into ``text``), ``biasing_words`` (list of words) and ``domain`` (a label).
         hyps: hypothesis rows (``id``, ``hyp``) or a mapping id -> hypothesis text.
-        normalizer: name of the WER normaliser (:data:`jstip.evaluate.normalize.NORMALIZERS`): ``english-v1`` or
+        normalizer: name of the WER normaliser (:data:`jstip.evaluate.normalize.NORMALIZERS`): ``english-v2``, ``english-v1`` or
             ``none`` (whitespace tokens as written, for corpora that are normalised already).
         missing: what to do with a reference that has no hypothesis: ``empty`` scores it as an empty hypothesis
             (every word deleted, every entity missed), ``skip`` leaves it out of the figures. It is listed in
@@ -171,12 +210,15 @@ def score(
         The ``metrics.json`` object: ``wer``, ``cer``, ``ter``, ``eer``, ``u_wer``, ``b_wer`` as fractions (None
         when undefined: no entity, no biasing list, no reference word), ``<figure>_counts`` beside each, entity
         figures per category, per entity and per domain, ``entity_misses`` with the aligned hypothesis span of each
-        miss, ``missing_ids``, ``extra_ids``, ``duplicate_hyp_ids``, ``invalid_entities``; plus the key
+        miss, ``missing_ids``, ``extra_ids``, ``duplicate_hyp_ids``, ``duplicate_ref_ids``, ``invalid_entities``;
+        plus the key
         ``utterances`` holding the ``hyps.jsonl`` rows (``id``, ``ref``, ``hyp``, normalised texts, per-utterance
         counts, the word alignment as a string of C/S/I/D, entity results). :func:`write_scores` writes both files.
 
     Raises:
-        ValueError: on an unknown normaliser or ``missing`` mode, or a reference id that occurs twice.
+        ValueError: on an unknown normaliser or ``missing`` mode. (An id that occurs twice in the references or in
+        the hypotheses is scored once, its first line, and listed in ``duplicate_ref_ids`` / ``duplicate_hyp_ids``;
+        texts are compared in Unicode NFC.)
     """
     if normalizer not in NORMALIZERS:
         raise ValueError(f"unknown normalizer {normalizer!r}; choose one of {sorted(NORMALIZERS)}")
@@ -184,23 +226,32 @@ def score(
         raise ValueError(f"missing must be 'empty' or 'skip', not {missing!r}")
     normalize = NORMALIZERS[normalizer]
 
-    refs = list(refs)
     hyp_map: dict[str, str] = {}
     duplicate_hyp_ids: list[str] = []
     if isinstance(hyps, Mapping):
-        hyp_map = {str(k): str(v) for k, v in hyps.items()}
+        hyp_map = {str(k): unicodedata.normalize("NFC", str(v)) for k, v in hyps.items()}
     else:
         for row in hyps:
             key = str(row["id"])
-            if key in hyp_map:
+            if key in hyp_map:  # the first hypothesis of an id is scored; later ones are listed
                 duplicate_hyp_ids.append(key)
-            hyp_map[key] = "" if row["hyp"] is None else str(row["hyp"])
-    ref_ids = [str(r["id"]) for r in refs]
+                continue
+            hyp_map[key] = "" if row["hyp"] is None else unicodedata.normalize("NFC", str(row["hyp"]))
     seen: set[str] = set()
-    for key in ref_ids:
-        if key in seen:
-            raise ValueError(f"reference id {key!r} occurs twice; ids must be unique")
+    duplicate_ref_ids: list[str] = []
+    unique_refs = []
+    for r in refs:
+        key = str(r["id"])
+        if key in seen:  # the first reference of an id is scored; later ones are listed
+            duplicate_ref_ids.append(key)
+            continue
         seen.add(key)
+        unique_refs.append(_nfc_ref(r))
+    refs = unique_refs
+    ref_ids = [str(r["id"]) for r in refs]
+    if duplicate_ref_ids:
+        log.warning("%d reference id(s) occur more than once (first: %s): the first of each is scored",
+                    len(duplicate_ref_ids), duplicate_ref_ids[0])
     missing_ids = [key for key in ref_ids if key not in hyp_map]
     extra_ids = sorted(set(hyp_map) - seen)
     if missing_ids:
@@ -333,6 +384,7 @@ def score(
     metrics["missing_scored_as"] = "empty hypothesis" if missing == "empty" else "left out"
     metrics["extra_ids"] = extra_ids
     metrics["duplicate_hyp_ids"] = duplicate_hyp_ids
+    metrics["duplicate_ref_ids"] = duplicate_ref_ids
     metrics["invalid_entities"] = invalid_entities
     metrics["normalizer"] = normalizer
     metrics["alignment"] = "sclite weights: sub 4, ins 3, del 3"

@@ -5,6 +5,7 @@ import sys
 from click.testing import CliRunner
 
 from jstip.evaluate.score_command import cli
+from jstip.evaluate.scoring import score
 
 
 def write_jsonl(path, rows):
@@ -39,13 +40,45 @@ def test_score_command_writes_metrics_and_hyps(tmp_path):
     assert rows[0]["entities"][0]["hit"] is False
 
 
-def test_score_command_names_file_and_line_of_a_bad_line(tmp_path):
-    refs = write_jsonl(tmp_path / "ref.jsonl", [{"id": "a", "text": "x"}])
-    (tmp_path / "hyp.jsonl").write_text('{"id": "a", "hyp": "x"}\n{"id": "b"}\n')
-    result = CliRunner().invoke(cli, ["--ref", str(refs), "--hyp", str(tmp_path / "hyp.jsonl"), "--out",
-                                      str(tmp_path / "o")])
-    assert result.exit_code != 0
-    assert "hyp.jsonl:2" in result.output and "hyp" in result.output
+def test_score_command_skips_bad_lines_naming_file_and_line(tmp_path):
+    """Bad lines in either file (not UTF-8, not JSON, not an object, a key missing) and repeated ids are reported
+    with file:line and skipped; the good lines are scored; every line is accounted for in rejected.jsonl."""
+    from jstip.rejects import read_rejected
+
+    refs = tmp_path / "ref.jsonl"
+    refs.write_bytes(b'{"id": "a", "text": "one two"}\n{"id": "b", "text": "three"}\n{"id": "a", "text": "other"}\n'
+                     b'{"id": "c", "text": "caf\xff"}\n[1, 2]\n')
+    hyp = tmp_path / "hyp.jsonl"
+    hyp.write_bytes(b'{"id": "a", "hyp": "one two"}\n{"id": "b"}\n{"id": "b", "hyp": "thr\xffee"}\n'
+                    b'{"id": "b", "hyp": "three"}\n{"id": "a", "hyp": "wrong"}\nnot json\n')
+    result = CliRunner().invoke(cli, ["--ref", str(refs), "--hyp", str(hyp), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "hyp.jsonl:2" in result.output or "ref.jsonl:4" in result.output
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["num_utterances"] == 2 and metrics["wer"] == 0.0  # a: "one two" (first line), b: "three"
+    rejected = {r["id"]: r["reason"] for r in read_rejected(tmp_path / "o" / "rejected.jsonl")}
+    assert "not UTF-8 (byte 0xff" in rejected[f"{refs}:4"] and "JSON object" in rejected[f"{refs}:5"]
+    assert "missing key(s) ['hyp']" in rejected[f"{hyp}:2"] and "not UTF-8" in rejected[f"{hyp}:3"]
+    assert "not valid JSON" in rejected[f"{hyp}:6"]
+    assert metrics["duplicate_ref_ids"] == ["a"] and metrics["duplicate_hyp_ids"] == ["a"]
+    assert "first line is scored" in rejected["a"]
+    # in = kept + rejected: 5 reference lines = 2 scored + 3 rejected; 6 hypothesis lines = 2 + 4
+    assert len(rejected) + 1 == 3 + 4  # the two duplicate-id records share the id "a"
+
+
+def test_entities_match_across_unicode_normal_forms(tmp_path):
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "Give Métformin now.")
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfc != nfd
+    for ref_text, hyp_text in ((nfc, nfd), (nfd, nfc)):
+        start = ref_text.index("M")
+        end = start + len(unicodedata.normalize("NFC" if ref_text == nfc else "NFD", "Métformin"))
+        ref = {"id": "u", "text": ref_text, "entities": [{"text": ref_text[start:end], "category": "drug",
+                                                           "start": start, "end": end}]}
+        result = score([ref], [{"id": "u", "hyp": hyp_text}])
+        assert result["eer"] == 0.0 and result["wer"] == 0.0 and not result["invalid_entities"]
 
 
 def test_jstip_score_help_through_the_real_command():
