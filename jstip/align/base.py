@@ -26,11 +26,12 @@ from lhotse.supervision import AlignmentItem
 from lhotse.utils import fastcopy
 from tqdm import tqdm
 
+from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
 from jstip.rejects import RejectLog, rejected_ids
+from jstip.text import MARKUP_TOKEN
 from jstip.text import words as split_words
 
 STAGE = "align"
-SAMPLING_RATE = 16000
 log = logging.getLogger(__name__)
 
 
@@ -87,8 +88,16 @@ class Aligner:
             if b - a < int(0.05 * SAMPLING_RATE):
                 raise AlignmentError(f"supervision {sup.id} covers {max(0, b - a) / SAMPLING_RATE:.3f} s of audio: "
                                      "too short to align; check its start/duration against the recording")
-            spans = self.align_audio(audio[a:b], sup.text)
-            check_spans(spans, words, (b - a) / SAMPLING_RATE)
+            # Transcript markup (<hes>, [laughter], <unk>...) is not spoken as written: the words around it are
+            # aligned, and each tag gets a zero-length item where it stands, so the items still match the words.
+            spoken = [w for w in words if not MARKUP_TOKEN.match(w)]
+            if not spoken:
+                raise AlignmentError(f"supervision {sup.id} holds only markup ({sup.text[:60]!r}): no word to align")
+            spans = self.align_audio(audio[a:b], " ".join(spoken)) if len(spoken) < len(words) \
+                else self.align_audio(audio[a:b], sup.text)
+            check_spans(spans, spoken, (b - a) / SAMPLING_RATE)
+            if len(spoken) < len(words):
+                spans = _with_markup(words, spans)
             offset = cut.start + a / SAMPLING_RATE  # recording time (lhotse's convention for alignments)
             items = [AlignmentItem(symbol=s.word, start=round(offset + s.start, 4),
                                    duration=round(s.end - s.start, 4), score=s.score) for s in spans]
@@ -105,28 +114,29 @@ class Aligner:
 
 
 def load_cut_audio(cut) -> np.ndarray:
-    """(T,) float32 mono 16 kHz samples of a cut (first channel). Raises ``AlignmentError`` if it cannot be read."""
-    recording = getattr(cut, "recording", None)
-    if recording is not None:
-        for source in recording.sources:
-            if source.type == "file" and not Path(source.source).exists():
-                raise AlignmentError(f"audio file {source.source} of cut {cut.id} does not exist: fix the path in the "
-                                     "recordings manifest")
+    """(T,) float32 mono 16 kHz samples of a cut (:func:`jstip.audio.load_cut_audio`: the mean of the channels,
+    checked). Raises ``AlignmentError`` with the reason if the audio cannot be used."""
+    from jstip.audio import AudioError
+    from jstip.audio import load_cut_audio as load
+
     try:
-        if cut.sampling_rate != SAMPLING_RATE:
-            cut = cut.resample(SAMPLING_RATE)
-        audio = cut.load_audio()
-    except Exception as e:  # lhotse raises several types for missing/corrupt files
-        sources = ""
-        if getattr(cut, "recording", None) is not None:
-            sources = ", ".join(str(s.source) for s in cut.recording.sources)
-        first_line = str(e).strip().splitlines()[0][:300] if str(e).strip() else ""
-        raise AlignmentError(f"cannot read the audio of cut {cut.id} ({sources}): {type(e).__name__}: {first_line}; "
-                             "fix the path in the recordings manifest") from e
-    audio = np.asarray(audio, dtype=np.float32)
-    if audio.ndim == 2:
-        audio = audio[0]
-    return audio
+        return load(cut)
+    except AudioError as e:
+        raise AlignmentError(str(e)) from e
+
+
+def _with_markup(words: list[str], spans: list[WordSpanTime]) -> list[WordSpanTime]:
+    """``spans`` of the spoken words with a zero-length span for each markup token of ``words``, at the end of the
+    word before it (or the start of the first word)."""
+    out, k = [], 0
+    for w in words:
+        if MARKUP_TOKEN.match(w):
+            t = out[-1].end if out else (spans[0].start if spans else 0.0)
+            out.append(WordSpanTime(w, t, t))
+        else:
+            out.append(spans[k])
+            k += 1
+    return out
 
 
 def check_spans(spans: list[WordSpanTime], words: list[str], duration: float) -> None:
@@ -236,9 +246,32 @@ def salvage_manifest(path: str | Path) -> int | None:
     return len(good)
 
 
+def _complete_lines(path: Path) -> tuple[list[tuple[str, int]], int]:
+    """(id, byte offset) of every complete JSON line of a plain-text cut manifest, and the byte offset where they
+    end; a torn last line (a job killed while writing it) is left out."""
+    import json
+
+    out, offset = [], 0
+    with open(path, "rb") as f:
+        for raw in f:
+            if not raw.endswith(b"\n"):
+                break
+            try:
+                out.append((json.loads(raw)["id"], offset))
+            except (ValueError, KeyError, TypeError):
+                break
+            offset += len(raw)
+    return out, offset
+
+
 def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, num_jobs: int = 1,
                shard: str | tuple[int, int] | None = None, progress: bool = True) -> AlignSummary:
     """Align every cut and write the aligned ones to ``out_path`` (a cuts ``jsonl.gz``).
+
+    Each aligned cut is appended, and flushed, to ``OUT.partial.jsonl`` as soon as it is done; at the end ``OUT`` is
+    written from it in input order, as a gzip without a timestamp, and the partial file is removed. A job killed at
+    any point and started again keeps every cut finished before the kill and gives the same bytes as a job never
+    killed, with any number of workers (each utterance is aligned independently of the ones before it).
 
     Args:
         cuts: the input cuts (each with audio and supervision text).
@@ -252,21 +285,56 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
     Returns:
         Counts; items in = aligned + rejected.
     """
+    import gzip
+    import json
+    import os
+
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     rejects = RejectLog(out_path.parent / "rejected.jsonl", STAGE)
     already_rejected = rejected_ids(rejects.path, STAGE)
     shard = parse_shard(shard)
     summary = AlignSummary()
-    salvage_manifest(out_path)
-    with CutSet.open_writer(out_path, overwrite=False) as writer:
-        done = set(writer.ignore_ids)
+    partial = out_path.with_name(out_path.name + ".partial.jsonl")
+    if out_path.exists():  # a finished (or older, killed) output: its cuts count as done
+        salvage_manifest(out_path)
+        have = {i for i, _ in _complete_lines(partial)[0]} if partial.exists() else set()
+        opener = gzip.open if out_path.suffix == ".gz" else open
+        with opener(out_path, "rt", encoding="utf-8") as src, open(partial, "a", encoding="utf-8") as dst:
+            for line in src:
+                if json.loads(line)["id"] not in have:
+                    dst.write(line)
+        out_path.unlink()
+    done: dict[str, int] = {}
+    if partial.exists():
+        lines, end = _complete_lines(partial)
+        if end != partial.stat().st_size:  # drop a torn last line
+            with open(partial, "r+b") as f:
+                f.truncate(end)
+        done = dict(lines)
+    order: list[str] = []
+    seen: set[str] = set()
+
+    with open(partial, "ab") as writer:
 
         def todo() -> Iterator:
+            from jstip.corpora.validate import check_cut
+
             for idx, cut in enumerate(cuts):
                 if shard is not None and idx % shard[1] != shard[0]:
                     continue
                 summary.total += 1
+                # Faults seen without audio: a duplicate id, and what check_cut finds (the old alignment aside).
+                reason = ("duplicate cut id: only the first cut with this id is aligned (ids must be unique)"
+                          if cut.id in seen else check_cut(cut, alignment=False))
+                seen.add(cut.id)
+                if reason is not None:
+                    summary.rejected += 1
+                    if cut.id not in already_rejected:  # a restarted job does not record it twice
+                        rejects.reject(cut.id, reason)
+                    bar.update(1)
+                    continue
+                order.append(cut.id)
                 if cut.id in done or cut.id in already_rejected:
                     summary.skipped += 1
                     if cut.id in done:
@@ -291,7 +359,9 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
         try:
             for cut_id, aligned, reason in results:
                 if aligned is not None:
-                    writer.write(aligned)
+                    done[cut_id] = writer.tell()
+                    writer.write((json.dumps(aligned.to_dict(), ensure_ascii=False) + "\n").encode("utf-8"))
+                    writer.flush()  # a kill after this line keeps the cut
                     summary.aligned += 1
                 else:
                     rejects.reject(cut_id, reason)
@@ -304,4 +374,16 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
             if pool is not None:
                 pool.close()
                 pool.join()
+
+    # The manifest, in input order, the same bytes however the job ran (no gzip timestamp).
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    with open(partial, "rb") as src, open(tmp, "wb") as raw:
+        with (gzip.GzipFile(fileobj=raw, mode="wb", mtime=0, filename="") if out_path.suffix == ".gz"
+              else raw) as dst:
+            for cut_id in order:
+                if cut_id in done:
+                    src.seek(done[cut_id])
+                    dst.write(src.readline())
+    os.replace(tmp, out_path)
+    partial.unlink()
     return summary

@@ -20,6 +20,7 @@ from jstip.align.base import Aligner, AlignmentError, WordSpanTime
 from jstip.align.normalize import fold_tokens, tokens_for_word
 from jstip.align.pronounce import letter_to_sound
 from jstip.text import words as split_words
+from jstip.audio import SAMPLE_RATE
 
 FRAME = 0.01  # seconds per pocketsphinx frame (frate 100)
 MIN_FRAMES_PER_PHONE = 3  # one per HMM state: fewer frames than this cannot hold the phones
@@ -104,8 +105,8 @@ class PocketsphinxAligner(Aligner):
             raise AlignmentError(f"no spoken word in {text!r} (punctuation only): nothing to align")
         n_phones = sum(len(self.pronunciation(t)) for t in tokens)
         shortest = MIN_FRAMES_PER_PHONE * n_phones / FAST_SPEECH["frate"]  # even at the finest frame rate
-        if len(audio) / 16000 < shortest:
-            raise AlignmentError(f"audio of {len(audio) / 16000:.2f} s is too short for its {len(words)} words "
+        if len(audio) / SAMPLE_RATE < shortest:
+            raise AlignmentError(f"audio of {len(audio) / SAMPLE_RATE:.2f} s is too short for its {len(words)} words "
                                  f"({n_phones} phones need at least {shortest:.2f} s): "
                                  "the transcript probably belongs to a longer recording")
         # Digital silence (exact zeros, common in synthetic speech) gives -inf log energies that derail the
@@ -147,11 +148,18 @@ class PocketsphinxAligner(Aligner):
         """(token segments [(start_s, end_s, score)], phones [(token index, phone, start_s, end_s)], mean score) or
         (None, [], None) when this decoder finds no path."""
         try:
+            # A fresh front end for every utterance (noise estimate, cepstral mean): an utterance aligns the same
+            # whatever was aligned, or failed, before it in this process, so restarts and -j N give the same bytes.
+            decoder.reinit_feat()
             decoder.set_align_text(token_text)
             decoder.start_utt()
             decoder.process_raw(pcm, full_utt=True)
             decoder.end_utt()
         except RuntimeError:
+            try:
+                decoder.end_utt()  # never leave an utterance open for the next one
+            except RuntimeError:
+                pass
             return None, [], None
         raw = decoder.seg()
         if raw is None:
@@ -171,6 +179,7 @@ class PocketsphinxAligner(Aligner):
         phones: list[tuple[int, str, float, float]] = []
         if self.phones:
             try:
+                decoder.reinit_feat()
                 decoder.set_alignment()
                 decoder.start_utt()
                 decoder.process_raw(pcm, full_utt=True)
@@ -211,7 +220,7 @@ def refine_pause_edges(spans: list[WordSpanTime], audio: np.ndarray, drop_db: fl
         min_word: never shrink a word below this many seconds.
         min_pause: shortest quiet run taken out of a word where the decoder found no pause.
     """
-    hop = int(FRAME * 16000)
+    hop = int(FRAME * SAMPLE_RATE)
     n = len(audio) // hop
     if n == 0:
         return

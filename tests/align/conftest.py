@@ -81,7 +81,7 @@ def bad_cuts(tmp_path_factory) -> tuple[Path, dict[str, str]]:
                  audio_path=folder / "does-not-exist.flac"),
     ]
     expected = {
-        "empty-text": "empty text",
+        "empty-text": "empty transcript",
         "unrelated-text": "does not match the audio",
         "audio-too-short": "too short",
         "unspellable-word": "患者",

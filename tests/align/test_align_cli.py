@@ -209,3 +209,44 @@ def test_restart_after_a_kill_that_cut_the_output_short(tts_cuts, tmp_path):
     assert 0 < s["skipped"] < len(cuts)
     ids = [c.id for c in CutSet.from_file(out)]
     assert sorted(ids) == sorted(c.id for c in cuts)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_align_killed_at_random_points_resumes_to_the_same_bytes(mini_corpus, tmp_path, jobs):
+    """SIGKILL at random moments, then a re-run: the cuts finished before each kill are kept (not aligned again),
+    and the final manifest is byte-identical to an uninterrupted run's, with one worker or two."""
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from jstip.align.base import _complete_lines
+
+    cuts = mini_corpus / "train" / "cuts.jsonl.gz"
+
+    def command(out):
+        return [sys.executable, "-m", "jstip.cli", "align", "--aligner", "pocketsphinx", "--in", str(cuts),
+                "--out", str(out), "--quiet", "-j", str(jobs)]
+
+    whole = tmp_path / "whole" / "cuts.jsonl.gz"
+    subprocess.run(command(whole), check=True, capture_output=True)
+    out = tmp_path / "killed" / "cuts.jsonl.gz"
+    partial = out.with_name(out.name + ".partial.jsonl")
+    total = len(CutSet.from_file(cuts))
+    rng = random.Random(jobs)
+    kept_before = []
+    for target in sorted(rng.sample(range(1, total - 2), 3)):  # kill once the job has passed `target` cuts
+        proc = subprocess.Popen(command(out), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        while proc.poll() is None and not (partial.exists() and len(_complete_lines(partial)[0]) >= target):
+            time.sleep(rng.uniform(0.0, 0.05))  # a random moment: mid-line or between lines
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert partial.exists() and not out.exists()  # killed mid-job
+        kept_before.append(len(_complete_lines(partial)[0]))
+    assert kept_before[-1] < total
+    result = subprocess.run(command(out), check=True, capture_output=True, text=True)
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["skipped"] == kept_before[-1] and summary["aligned"] == total  # finished work is not redone
+    assert out.read_bytes() == whole.read_bytes()
+    assert not partial.exists()
