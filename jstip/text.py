@@ -25,6 +25,16 @@ class WordSpan:
     end: int
 
 
+MARKUP_TOKEN = re.compile(r"^(?:<[^<>\s]+>|\[[^\[\]\s]+\])$")
+"""A whole-token transcript annotation, not a spoken word: ``<hes>``, ``<unk>``, ``<cutoff-x>``, ``[laughter]``,
+``[noise]``. Alignment gives it a zero-length item; the english-v2 WER normaliser removes it."""
+
+
+def strip_markup(text: str) -> str:
+    """``text`` without its markup tokens (:data:`MARKUP_TOKEN`), single-spaced."""
+    return " ".join(tok for tok in text.split() if not MARKUP_TOKEN.match(tok))
+
+
 def words(text: str) -> list[str]:
     """The words of ``text``: whitespace-separated tokens, case and punctuation kept."""
     return text.split()

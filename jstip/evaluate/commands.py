@@ -6,6 +6,7 @@ from __future__ import annotations
 import click
 
 from jstip.entities import exposure_options
+from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
 from jstip.evaluate.spoken_eval import DEFAULT_VOICE, SPOKEN_TASKS
 
 
@@ -50,7 +51,7 @@ from jstip.evaluate.spoken_eval import DEFAULT_VOICE, SPOKEN_TASKS
               help="Few-shot examples (text) in the multiple-choice prompts.")
 @click.option("--response-tokens", default=128, show_default=True, type=click.IntRange(min=1),
               help="Most tokens per spoken-task response.")
-@click.option("--normalizer", default="english-v1", show_default=True, type=click.Choice(["english-v1", "none"]),
+@click.option("--normalizer", default=NORMALIZER_VERSION, show_default=True, type=click.Choice(list(NORMALIZERS)),
               help="Text normaliser for WER/CER/B-WER (see `jstip score --help`).")
 @click.option("--device", default=None, help="cpu, cuda, cuda:1... (default: a GPU if there is one, else cpu).")
 @click.option("--threads", default=None, type=click.IntRange(min=1),

@@ -4,6 +4,10 @@ WER compares *normalised* words so that a system is not charged for writing conv
 versus straight quotes). TER and the entity error rate are computed on the raw text instead, where those conventions
 count. The rules, applied in this order:
 
+0. Transcript markup is removed (english-v2): a whole token in angle or square brackets is an annotation of the
+   corpus, not a word to recognise: ``<hes>``, ``<unk>``, ``<cutoff-x>``, ``<noise>``, ``[laughter]``,
+   ``[noise]`` (a bracket inside a word, ``a[b]c``, is punctuation as before). ``english-v1`` is the same without
+   this rule, kept for comparing older figures.
 1. Unicode NFKC (full-width letters and ligatures become plain letters); curly apostrophes become ``'``.
 2. Lowercase (``str.lower``; letters with diacritics keep them: ``Café`` -> ``café``).
 3. Hyphens and dashes become spaces: ``COVID-19`` -> ``covid 19``, ``well—known`` -> ``well known``.
@@ -33,7 +37,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
-NORMALIZER_VERSION = "english-v1"
+from jstip.text import strip_markup
+
+NORMALIZER_VERSION = "english-v2"
 
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2032": "'", "`": "'"})
 _DASHES = re.compile(r"[\-\u2010\u2011\u2012\u2013\u2014\u2015\u2212]")
@@ -49,7 +55,12 @@ def _blank_punctuation(text: str) -> str:
 
 
 def normalize_text(text: str) -> str:
-    """Normalise English text for WER (see the module docstring for the rules and examples).
+    """Normalise English text for WER, english-v2 (see the module docstring for the rules and examples)."""
+    return normalize_text_v1(strip_markup(text))
+
+
+def normalize_text_v1(text: str) -> str:
+    """Normalise English text for WER, english-v1: the rules without rule 0 (markup is scored as words).
 
     Args:
         text: any text, e.g. a transcript or a hypothesis.
@@ -79,6 +90,7 @@ def whitespace_words(text: str) -> list[str]:
 
 NORMALIZERS = {
     NORMALIZER_VERSION: normalize_text,
+    "english-v1": normalize_text_v1,
     "none": lambda text: " ".join(text.split()),
 }
 """Normalisers by name, as accepted by ``jstip score --normalizer``."""

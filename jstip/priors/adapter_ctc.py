@@ -117,7 +117,7 @@ def _pad(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     return x, lens
 
 
-def _score_split(name, cuts, hyps, out_dir: Path, system: str, normalizer: str = "english-v1",
+def _score_split(name, cuts, hyps, out_dir: Path, system: str, normalizer: str = "english-v2",
                  exposure=None, exposure_source=None) -> float | None:
     from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
 

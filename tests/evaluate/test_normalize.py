@@ -33,3 +33,12 @@ def test_normalizer_is_idempotent():
 
 def test_none_normalizer_only_collapses_spaces():
     assert NORMALIZERS["none"]("  Mornin'  Bill, ") == "Mornin' Bill,"
+
+
+def test_english_v2_removes_transcript_markup_and_v1_keeps_it():
+    from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
+
+    text = "I <hes> went [laughter] to the <unk> store <cutoff-x> a[b]c"
+    assert NORMALIZER_VERSION == "english-v2"
+    assert NORMALIZERS["english-v2"](text) == "i went to the store a b c"
+    assert NORMALIZERS["english-v1"](text) == "i hes went laughter to the unk store cutoff x a b c"
