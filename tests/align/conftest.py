@@ -83,7 +83,7 @@ def bad_cuts(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     expected = {
         "empty-text": "empty transcript",
         "unrelated-text": "does not match the audio",
-        "audio-too-short": "too short",
+        "audio-too-short": "words/s",
         "unspellable-word": "患者",
         "missing-audio": "does-not-exist.flac",
     }

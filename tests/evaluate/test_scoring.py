@@ -191,6 +191,7 @@ def test_missing_and_extra_hypothesis_ids_are_reported():
     assert skipped["missing_ids"] == ["b"] and skipped["wer"] == 0.0 and skipped["num_utterances"] == 1
 
 
-def test_duplicate_reference_ids_are_an_error():
-    with pytest.raises(ValueError, match="occurs twice"):
-        score([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], {"a": "x"})
+def test_a_duplicate_reference_id_is_scored_once_and_listed():
+    result = score([{"id": "a", "text": "x"}, {"id": "a", "text": "y"}], {"a": "x"})
+    assert result["num_utterances"] == 1 and result["wer"] == 0.0  # the first line of the id is the reference
+    assert result["duplicate_ref_ids"] == ["a"]
