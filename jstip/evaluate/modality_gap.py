@@ -14,7 +14,7 @@ few-shot evaluation: no generation, no parsing. The model side is a callable, so
     result = modality_gap(load_mcq(), letter_logprobs)
     result["gap"]  # accuracy with speech input minus accuracy with text input (fraction; JSTIP reports points)
 
-Items live in ``data/eval/mcq.jsonl``: ``id``, ``subject`` (``general`` | ``medical``), ``question``, ``options``
+Items live in ``jstip/resources/eval/mcq.jsonl``: ``id``, ``subject`` (``general`` | ``medical``), ``question``, ``options``
 (``{"A": ..., "B": ..., "C": ..., "D": ...}``) and ``answer`` (a letter); the answers are balanced over the letters.
 """
 
@@ -35,8 +35,10 @@ HEADER = "The following are multiple choice questions (with answers)."
 
 
 def default_mcq_path() -> Path:
-    """``data/eval/mcq.jsonl`` of the jstip source tree."""
-    return Path(__file__).resolve().parents[2] / "data" / "eval" / "mcq.jsonl"
+    """The shipped ``eval/mcq.jsonl`` (:mod:`jstip.paths`)."""
+    from jstip.paths import resource_path
+
+    return resource_path("eval", "mcq.jsonl")
 
 
 def load_mcq(path: str | Path | None = None) -> list[dict]:

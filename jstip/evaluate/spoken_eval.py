@@ -137,7 +137,7 @@ def run_spoken_tasks(model, tokenizer, bos: list[int], voice: str = DEFAULT_VOIC
                      shots: int = 5, max_new_tokens: int = 128, batch_size: int = 8, progress: bool = True,
                      speaker: Speaker | None = None, tasks: Sequence[str] | None = None
                      ) -> tuple[dict, dict[str, list[dict]]]:
-    """Run the spoken tasks on the shipped items (``data/eval``): all three, or ``tasks`` (names of SPOKEN_TASKS).
+    """Run the spoken tasks on the shipped items (``jstip/resources/eval``): all three, or ``tasks`` (names of SPOKEN_TASKS).
 
     Args:
         bos: ids that start every prompt (:func:`jstip.evaluate.decode.bos_ids`).

@@ -1,6 +1,6 @@
 """Spoken question answering with exact answers: a question is spoken by a TTS voice, the response is text.
 
-Items live in ``data/eval/spoken_qa.jsonl``: ``id``, ``question`` and ``answers`` (accepted answers, e.g.
+Items live in ``jstip/resources/eval/spoken_qa.jsonl``: ``id``, ``question`` and ``answers`` (accepted answers, e.g.
 ``["eight", "8"]``). A response is compared after :func:`normalize_answer` (the WER normaliser, then the articles
 ``a``/``an``/``the`` dropped):
 
@@ -21,8 +21,10 @@ _ARTICLES = {"a", "an", "the"}
 
 
 def default_qa_path() -> Path:
-    """``data/eval/spoken_qa.jsonl`` of the jstip source tree."""
-    return Path(__file__).resolve().parents[2] / "data" / "eval" / "spoken_qa.jsonl"
+    """The shipped ``eval/spoken_qa.jsonl`` (:mod:`jstip.paths`)."""
+    from jstip.paths import resource_path
+
+    return resource_path("eval", "spoken_qa.jsonl")
 
 
 def load_qa(path: str | Path | None = None) -> list[dict]:
