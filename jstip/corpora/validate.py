@@ -49,7 +49,7 @@ def check_cut(cut, alignment: bool = True) -> str | None:
 
 
 def screen_cuts(cuts, rejects: RejectLog, max_duration: float | None = None, what: str = "train",
-                alignment: bool = True, sources: bool = True) -> CutSet:
+                alignment: bool = True, sources: bool = True, exclude: set[str] | frozenset = frozenset()) -> CutSet:
     """The cuts a run can use, in order; every other one is written to ``rejects`` with its reason: a duplicate id
     (the first is kept), an audio source that is missing or would run a command (:func:`jstip.audio.check_sources`),
     what :func:`check_cut` finds, and a cut longer than ``max_duration`` (a batch budget in seconds: such a cut would
@@ -64,7 +64,9 @@ def screen_cuts(cuts, rejects: RejectLog, max_duration: float | None = None, wha
     kept = []
     for cut in cuts:
         reason = None
-        if cut.id in seen:
+        if cut.id in exclude:
+            reason = "excluded by data.exclude_ids"
+        elif cut.id in seen:
             reason = f"duplicate cut id in the {what} cuts: only the first cut with this id is used (ids must be unique)"
         else:
             seen.add(cut.id)

@@ -57,6 +57,7 @@ class SpeechLMBatch:
         stream_frames: (S,) long. Frames (= placeholder positions) per stream.
         span_frames: list (per stream) of lists of frame counts per span, in order (sums to stream_frames).
         example_ids: one id per document, in row-major order.
+        cut_ids: the cut each document comes from (None for a text document), in the same order.
         tasks: the task of each document (``asr``, ``word_il``, ``segment_il``, ``mixed_il``, ``text``, ``tts_il``).
     """
 
@@ -71,6 +72,7 @@ class SpeechLMBatch:
     span_frames: list[list[int]] = field(default_factory=list)
     example_ids: list[str] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
+    cut_ids: list[str | None] = field(default_factory=list)
 
     @property
     def loss_mask(self) -> torch.Tensor:

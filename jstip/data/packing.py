@@ -108,6 +108,7 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
     stream_frames: list[int] = []
     span_frames: list[list[int]] = []
     example_ids: list[str] = []
+    cut_ids: list[str | None] = []
     tasks: list[str] = []
     for b, row in enumerate(rows):
         pos = 0
@@ -122,6 +123,7 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
             document_ids[b, pos:pos + n] = doc_idx
             pos += n
             example_ids.append(d.example_id)
+            cut_ids.append(d.cut_id)
             tasks.append(d.task)
             if d.span_frames:
                 stream = streams[i]
@@ -159,6 +161,7 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
         stream_frames=torch.tensor(stream_frames, dtype=torch.long),
         span_frames=span_frames,
         example_ids=example_ids,
+        cut_ids=cut_ids,
         tasks=tasks,
     )
 

@@ -26,7 +26,7 @@ def data_config(cfg):
 
     from jstip.data.dataset import as_data_config
 
-    skip = {"train_cuts", "dev_cuts", "tts_cuts", "text_sources", "dev_max_batches", "dev_weights"}
+    skip = {"train_cuts", "dev_cuts", "tts_cuts", "text_sources", "dev_max_batches", "dev_weights", "exclude_ids"}
     given = {k: v for k, v in OmegaConf.to_container(cfg, resolve=True).items() if k not in skip}
     return as_data_config(given)
 

@@ -117,11 +117,14 @@ class SpeechLMModule(L.LightningModule):
             ckpt = getattr(self.trainer, "checkpoint_callback", None)
             # With monitor="step", mode="max", the "best" checkpoint is the newest step checkpoint.
             last = getattr(ckpt, "best_model_path", "") or getattr(ckpt, "last_model_path", "") or "none yet"
+            cuts = sorted({c for c in batch.cut_ids if c})
+            resume = ("run the same command again to resume from it" if last != "none yet" else
+                      "no checkpoint was written yet, so the same command starts again from step 0")
             raise NonFiniteLossError(
                 f"training loss is {loss.item()} at step {self.global_step} (epoch {self.current_epoch}, batch "
                 f"{self.batches_done} of the epoch, examples {batch.example_ids[:4]}...). The run stops here; the "
-                f"last good checkpoint is {last}. Lower the learning rate, check the audio of these examples, or "
-                f"resume from that checkpoint.")
+                f"last good checkpoint is {last}: {resume}. Lower the learning rate, or, if one of this batch's "
+                f"cuts is the cause, leave them out with +data.exclude_ids=[{','.join(cuts)}].")
         n_pos = int((batch.document_ids >= 0).sum())
         self.log("train/loss", loss.detach(), prog_bar=True, batch_size=max(1, out.num_tokens))
         self._last_stats = {"loss": float(loss.detach()), "tokens": out.num_tokens, "positions": n_pos, "speech": int(batch.speech_mask.sum()),

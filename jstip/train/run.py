@@ -180,7 +180,8 @@ def train(cfg) -> Path:
 
     rejects = RejectLog(exp_dir / "rejected.jsonl", "train")
     max_duration = data_config(cfg.data).max_duration
-    train_cuts = screen_cuts(load_cuts(cfg.data.train_cuts, rejects), rejects, max_duration, "train")
+    exclude = frozenset(str(i) for i in (cfg.data.get("exclude_ids") or []))
+    train_cuts = screen_cuts(load_cuts(cfg.data.train_cuts, rejects), rejects, max_duration, "train", exclude=exclude)
     if len(train_cuts) == 0:
         raise ValueError(f"no usable training cut in {cfg.data.train_cuts}: every cut was rejected (reasons in "
                          f"{rejects.path})")

@@ -126,6 +126,43 @@ def test_nan_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint(tiny_ov
     assert [r["step"] for r in train_rows(tmp_path / "nan")] == [1, 2, 3]
 
 
+def test_nan_loss_before_the_first_checkpoint_names_the_cuts_and_how_to_leave_them_out(tiny_overrides, tmp_path,
+                                                                                      monkeypatch):
+    import re
+
+    from jstip.model.speechlm import SpeechLM
+    from jstip.rejects import read_rejected
+
+    forward = SpeechLM.forward
+    seen = {}
+
+    def poisoned(self, batch, **kw):
+        out = forward(self, batch, **kw)
+        if not seen:  # the first training batch
+            seen["cuts"] = sorted({c for c in batch.cut_ids if c})
+            out.loss = out.loss * float("nan")
+        return out
+
+    monkeypatch.setattr(SpeechLM, "forward", poisoned)
+    args = tiny_overrides("nan0", **{"trainer.max_steps": 2, "checkpoint.every_n_steps": 1,
+                                     "trainer.val_check_interval": 100, "data.dev_cuts": "null"})
+    main = __import__("jstip.cli", fromlist=["main"]).main
+    result = CliRunner().invoke(main, ["train", "--config-name", "tiny", *args])
+    assert result.exit_code == 1
+    assert "starts again from step 0" in result.output
+    named = re.search(r"\+data\.exclude_ids=\[([^\]]*)\]", result.output).group(1).split(",")
+    assert named == seen["cuts"] and named
+    # the suggested override leaves those cuts out, each recorded with the reason
+    monkeypatch.setattr(SpeechLM, "forward", forward)
+    result = CliRunner().invoke(main, ["train", "--config-name", "tiny", *args, f"+data.exclude_ids=[{','.join(named)}]"])
+    assert result.exit_code == 0, result.output
+    excluded = {r["id"] for r in read_rejected(tmp_path / "nan0" / "rejected.jsonl")
+                if r["reason"].endswith("excluded by data.exclude_ids")}
+    assert excluded == set(named)
+    trained = {i for b in batches(tmp_path / "nan0") for i in b["ids"]}
+    assert not any(i.startswith(c + "_") for i in trained for c in named)
+
+
 def test_stage2_lora_from_stage1_then_decode(tiny_overrides, tmp_path, mini_corpus):
     """Stage 2 starts from the stage-1 weights; with LoRA the LLM's own weights stay put while LoRA weights, encoder
     and adapter train; the checkpoint loads back for decoding (greedy and beam)."""
