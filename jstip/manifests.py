@@ -33,7 +33,7 @@ def iter_manifest(path: str | Path, rejects=None) -> Iterator[object]:
 
     Raises:
         FileNotFoundError: the file is missing.
-        ManifestError: a bad line, without ``rejects``.
+        ManifestError: a bad line, without ``rejects``; with them, a bad first line (the file is not a manifest).
     """
     from lhotse.serialization import deserialize_item
 
@@ -45,13 +45,15 @@ def iter_manifest(path: str | Path, rejects=None) -> Iterator[object]:
     done = rejected_ids(rejects.path) if rejects is not None else set()
 
     def bad(item_id: str, reason: str) -> None:
-        if rejects is None:
-            raise ManifestError(f"{item_id}: {reason}")
+        if rejects is None or good == 0 and content <= 1:
+            # The first line not a lhotse item: the file is something else, not a damaged manifest.
+            what = "" if rejects is None else f"{path} is not a lhotse manifest: "
+            raise ManifestError(f"{what}{item_id}: {reason}")
         if item_id not in done:
             rejects.reject(item_id, reason)
             done.add(item_id)
 
-    lineno = 0
+    lineno, good, content = 0, 0, 0
     with _open(path) as f:
         while True:
             try:
@@ -65,6 +67,7 @@ def iter_manifest(path: str | Path, rejects=None) -> Iterator[object]:
             lineno += 1
             if not raw.strip():
                 continue
+            content += 1
             where = f"{path}:{lineno}"
             try:
                 data = json.loads(raw.decode("utf-8"))
@@ -78,10 +81,13 @@ def iter_manifest(path: str | Path, rejects=None) -> Iterator[object]:
                 bad(where, "not a JSON object (a lhotse manifest line is one cut, recording or supervision)")
                 continue
             try:
-                yield deserialize_item(data)
+                item = deserialize_item(data)
             except Exception as err:  # noqa: BLE001 -- lhotse raises many types for a malformed item
                 first = str(err).splitlines()[0][:200] if str(err) else ""
                 bad(where, f"not a lhotse item ({type(err).__name__}: {first})")
+                continue
+            good += 1
+            yield item
 
 
 def read_cuts(path: str | Path, rejects=None):

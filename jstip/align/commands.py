@@ -68,12 +68,17 @@ def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, mismatch_
     except (ValueError, RuntimeError) as e:
         raise click.ClickException(str(e)) from e
     from jstip.align.base import STAGE
-    from jstip.manifests import read_cuts
+    from jstip.manifests import ManifestError, read_cuts
     from jstip.rejects import RejectLog
 
     # A manifest line that cannot be read is rejected (FILE:LINE and the reason); the other cuts are aligned.
     line_rejects = RejectLog(Path(out_path).parent / "rejected.jsonl", STAGE)
-    cuts = read_cuts(in_path, line_rejects)
+    try:
+        cuts = read_cuts(in_path, line_rejects)
+    except ManifestError as err:
+        from jstip.errors import InputError
+
+        raise InputError(str(err)) from err
     summary = align_cuts(cuts, aligner, out_path, num_jobs=num_jobs, shard=shard, progress=not quiet)
     click.echo(json.dumps({"aligner": aligner_name, **summary.as_dict(), "bad_lines": line_rejects.count,
                            "out": str(out_path), "rejected_file": str(Path(out_path).parent / "rejected.jsonl")}))

@@ -7,7 +7,10 @@ import click
 
 from jstip.entities import exposure_options
 from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
+from jstip.errors import InputError
 from jstip.evaluate.spoken_eval import DEFAULT_VOICE, SPOKEN_TASKS
+from jstip.manifests import ManifestError
+from jstip.train.checkpoint_file import CheckpointFileError
 
 
 @click.command(name="evaluate", context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,6 +115,8 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
                 spoken_items=spoken_items, shots=shots, response_tokens=response_tokens, normalizer=normalizer,
                 device=device, threads=threads, progress=progress, listen_utterances=listen_utterances,
                 precision=precision, exposure_cuts=list(exposure_cuts) or None, exposure_edges=edges)
+    except (ManifestError, CheckpointFileError) as err:
+        raise InputError(str(err)) from err
     except (ValueError, FileNotFoundError) as err:
         raise click.ClickException(str(err)) from err
     line = f"{metrics['num_utterances']} utterances: {summary_line(metrics)}"

@@ -111,9 +111,13 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
     out.parent.mkdir(parents=True, exist_ok=True)
     rejects_path = out.parent / "rejected.jsonl"
     rejects = _OnceRejectLog(rejects_path, "interleave")
-    from jstip.manifests import read_cuts
+    from jstip.errors import InputError
+    from jstip.manifests import ManifestError, read_cuts
 
-    cuts = read_cuts(in_path, rejects)  # bad manifest lines: FILE:LINE with the reason
+    try:
+        cuts = read_cuts(in_path, rejects)  # bad manifest lines: FILE:LINE with the reason
+    except ManifestError as err:
+        raise InputError(str(err)) from err
     n_in = rejects.count
 
     from jstip.audio import AudioError, check_sources, load_cut_audio

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 
 def compose(config_name: str = "tiny", overrides: list[str] | None = None, config_dir: str | None = None):
@@ -28,6 +29,42 @@ def compose(config_name: str = "tiny", overrides: list[str] | None = None, confi
         init = initialize_config_module(config_module="jstip.conf", version_base=None)
     with init:
         return hydra_compose(config_name=config_name, overrides=overrides)
+
+def _compose_error(err: Exception, name: str, config_dir: str | None) -> str:
+    """One line for a config that does not compose: the packaged configs for an unknown name, the nearest keys for an
+    override of a key that does not exist."""
+    import difflib
+    import re
+
+    from hydra.errors import ConfigCompositionException, MissingConfigException
+    from omegaconf import OmegaConf
+
+    if isinstance(err, MissingConfigException):
+        here = Path(config_dir) if config_dir else Path(__file__).resolve().parents[1] / "conf"
+        known = sorted(p.stem for p in here.glob("*.yaml"))
+        return f"no config {name!r} in {here}: the configs there are {', '.join(known)} (--config-name NAME)"
+    text = str(err)
+    m = re.search(r"Could not override '([^']+)'", text) or re.search(r"Key '([^']+)' is not in struct", text)
+    if isinstance(err, ConfigCompositionException) and m:
+        key = m.group(1)
+        try:
+            base = compose(name, [], config_dir)
+            keys = [k for k in _flat_keys(OmegaConf.to_container(base))]
+        except Exception:  # noqa: BLE001
+            keys = []
+        near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+        hint = f"the nearest keys are {', '.join(near)}" if near else "see the config with --cfg"
+        return (f"config {name!r} has no key {key!r}: {hint}; to add a new key on purpose, write +{key}=...")
+    return text.strip().splitlines()[0]
+
+
+def _flat_keys(node, prefix: str = ""):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield from _flat_keys(v, f"{prefix}{k}.")
+    else:
+        yield prefix[:-1]
+
 
 def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
@@ -54,7 +91,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             overrides.append(a)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    cfg = compose(name, overrides, config_dir)
+    try:
+        cfg = compose(name, overrides, config_dir)
+    except Exception as e:  # noqa: BLE001 -- Hydra's errors become one line with the fix
+        print(f"error: {_compose_error(e, name, config_dir)}", file=sys.stderr)
+        return 2
     if print_only:
         print(OmegaConf.to_yaml(cfg))
         return 0
@@ -70,11 +111,17 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: config {name!r}: {e}", file=sys.stderr)
         return 2
+    from jstip.manifests import ManifestError
+    from jstip.train.checkpoint_file import CheckpointFileError
+
     try:
         exp_dir = train(cfg)
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except (ManifestError, CheckpointFileError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(f"done: {exp_dir}/metrics.jsonl, {exp_dir}/checkpoints/")
     return 0
 

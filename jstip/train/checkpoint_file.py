@@ -48,6 +48,11 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointFileError(f"{path}: no such checkpoint file")
+    with open(path, "rb") as f:
+        head = f.read(2)
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # neither torch's zip format nor a legacy pickle
+        raise CheckpointFileError(f"{path}: not a torch checkpoint (a checkpoint written by `jstip train` is "
+                                  "EXP/checkpoints/last.ckpt or stepNNNNNN.ckpt)")
     try:
         with torch.serialization.safe_globals(_safe_numpy_globals()):
             ckpt = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
