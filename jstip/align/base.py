@@ -313,21 +313,20 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
                 f.truncate(end)
         done = dict(lines)
     order: list[str] = []
-    seen: set[str] = set()
 
     with open(partial, "ab") as writer:
 
         def todo() -> Iterator:
-            from jstip.corpora.validate import check_cut
+            from jstip.corpora.validate import CutScreen
 
+            # Faults seen without audio (the audio is read, and checked, by the aligner): a duplicate id and what
+            # check_cut finds, an old alignment aside.
+            screen = CutScreen(alignment=False, audio=None)
             for idx, cut in enumerate(cuts):
                 if shard is not None and idx % shard[1] != shard[0]:
                     continue
                 summary.total += 1
-                # Faults seen without audio: a duplicate id, and what check_cut finds (the old alignment aside).
-                reason = ("duplicate cut id: only the first cut with this id is aligned (ids must be unique)"
-                          if cut.id in seen else check_cut(cut, alignment=False))
-                seen.add(cut.id)
+                reason = screen.reason(cut)
                 if reason is not None:
                     summary.rejected += 1
                     if cut.id not in already_rejected:  # a restarted job does not record it twice

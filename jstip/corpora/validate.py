@@ -48,37 +48,59 @@ def check_cut(cut, alignment: bool = True) -> str | None:
     return None
 
 
+class CutScreen:
+    """The checks a stage runs on each cut, in input order, reading no audio unless asked: a repeated id (the first
+    cut keeps it), :func:`check_cut`, the audio sources (a missing file, a 'command' source) or the audio itself, a
+    cut longer than a batch budget, and ids the user leaves out.
+
+    Args:
+        alignment: a word alignment that disagrees with the transcript is a fault (False: a stage that aligns anew,
+            or does not use alignments).
+        audio: ``"sources"`` (:func:`jstip.audio.check_sources`), ``"load"`` (:func:`jstip.audio.load_cut_audio`:
+            reads the audio once) or ``None`` (left to the stage that reads it).
+        max_duration: a batch budget in seconds; a longer cut would make a batch over it on its own.
+        exclude: ids the user leaves out (``+data.exclude_ids=[...]``).
+    """
+
+    def __init__(self, alignment: bool = True, audio: str | None = "sources", max_duration: float | None = None,
+                 exclude: set[str] | frozenset = frozenset()) -> None:
+        self.alignment, self.audio, self.max_duration, self.exclude = alignment, audio, max_duration, exclude
+        self.seen: set[str] = set()
+
+    def reason(self, cut) -> str | None:
+        """Why ``cut`` cannot be used, or None (then its id counts as seen)."""
+        from jstip.audio import AudioError, check_sources, load_cut_audio
+
+        if cut.id in self.exclude:
+            return "excluded by data.exclude_ids"
+        if cut.id in self.seen:
+            return "duplicate cut id: only the first cut with this id is used (ids must be unique)"
+        self.seen.add(cut.id)
+        reason = check_cut(cut, alignment=self.alignment)
+        if reason is None and self.audio is not None:
+            try:
+                load_cut_audio(cut) if self.audio == "load" else check_sources(cut)
+            except AudioError as err:
+                reason = str(err)
+        if reason is None and self.max_duration is not None and cut.duration > self.max_duration:
+            reason = (f"cut of {cut.duration:.1f} s is longer than data.max_duration={self.max_duration:g} s, the "
+                      "audio budget of a batch: split it, or raise data.max_duration")
+        return reason
+
+
 def screen_cuts(cuts, rejects: RejectLog, max_duration: float | None = None, what: str = "train",
                 alignment: bool = True, sources: bool = True, exclude: set[str] | frozenset = frozenset()) -> CutSet:
-    """The cuts a run can use, in order; every other one is written to ``rejects`` with its reason: a duplicate id
-    (the first is kept), an audio source that is missing or would run a command (:func:`jstip.audio.check_sources`),
-    what :func:`check_cut` finds, and a cut longer than ``max_duration`` (a batch budget in seconds: such a cut would
-    make a batch over it on its own). Reads no audio. Ids already in ``rejects`` (a resumed run) are not written
-    again. ``alignment=False``: a word alignment that disagrees with the transcript is not a fault; ``sources=False``:
-    audio sources are left for the stage that reads the audio to check (evaluation scores such a cut as missing)."""
-    from jstip.audio import AudioError, check_sources
+    """The cuts a run can use, in order; every other one is written to ``rejects`` with ``what`` and the reason of
+    :class:`CutScreen` (``sources=False``: audio sources are left for the stage that reads the audio, e.g.
+    evaluation, which scores such a cut as missing). Ids already in ``rejects`` (a resumed run) are not written
+    again."""
     from jstip.rejects import rejected_ids
 
     done = rejected_ids(rejects.path, rejects.stage)
-    seen: set[str] = set()
+    screen = CutScreen(alignment, "sources" if sources else None, max_duration, exclude)
     kept = []
     for cut in cuts:
-        reason = None
-        if cut.id in exclude:
-            reason = "excluded by data.exclude_ids"
-        elif cut.id in seen:
-            reason = f"duplicate cut id in the {what} cuts: only the first cut with this id is used (ids must be unique)"
-        else:
-            seen.add(cut.id)
-            try:
-                if sources:
-                    check_sources(cut)
-                reason = check_cut(cut, alignment=alignment)
-            except AudioError as err:
-                reason = str(err)
-        if reason is None and max_duration is not None and cut.duration > max_duration:
-            reason = (f"cut of {cut.duration:.1f} s is longer than data.max_duration={max_duration:g} s, the audio "
-                      "budget of a batch: split it, or raise data.max_duration")
+        reason = screen.reason(cut)
         if reason is None:
             kept.append(cut)
         elif cut.id not in done:
@@ -94,23 +116,15 @@ def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare"
     ``check_audio`` the audio itself (:func:`jstip.audio.load_cut_audio`). Without ``rejects``, a previous
     ``rejected.jsonl`` is replaced (the manifests are rewritten whole).
     """
-    from jstip.audio import AudioError, check_sources, load_cut_audio
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rejects is None:
         (out_dir / "rejected.jsonl").unlink(missing_ok=True)
         rejects = RejectLog(out_dir / "rejected.jsonl", stage)
-    kept, seen = [], set()
+    kept = []
+    screen = CutScreen(audio="load" if check_audio else "sources")
     for cut in cuts:
-        reason = ("duplicate cut id: only the first cut with this id is kept (ids must be unique)" if cut.id in seen
-                  else check_cut(cut))
-        seen.add(cut.id)
-        if reason is None:
-            try:
-                load_cut_audio(cut) if check_audio else check_sources(cut)
-            except AudioError as err:
-                reason = str(err)
+        reason = screen.reason(cut)
         if reason:
             rejects.reject(cut.id, reason)
         else:

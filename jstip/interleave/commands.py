@@ -120,23 +120,15 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
         raise InputError(str(err)) from err
     n_in = rejects.count
 
-    from jstip.audio import AudioError, check_sources, load_cut_audio
-    from jstip.corpora.validate import check_cut
+    from jstip.corpora.validate import CutScreen
 
-    seen: set[str] = set()
+    screen = CutScreen(alignment=False, audio="load" if check_audio else "sources")
 
     def counted():
         nonlocal n_in
         for c in tqdm(cuts, desc="interleave", unit="cut"):
             n_in += 1
-            reason = "duplicate cut id: only the first cut with this id is used (ids must be unique)" \
-                if c.id in seen else check_cut(c, alignment=False)
-            seen.add(c.id)
-            if reason is None:
-                try:
-                    load_cut_audio(c) if check_audio else check_sources(c)
-                except AudioError as err:
-                    reason = str(err)
+            reason = screen.reason(c)
             if reason is not None:
                 rejects.reject(c.id, reason)
                 continue
