@@ -379,6 +379,16 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def _eer_table(grid: Grid, columns: list[tuple[str, str]]) -> str:
+    """A table of EER figures, one row per arm and one column per (label, figure key), entities per run in the
+    header."""
+    first = grid.arms[0]
+    header = ["arm"] + [f"{label} ({int(first.figures[key].total / max(1, len(first.seeds)))})"
+                        for label, key in columns]
+    rows = [[a.name] + [_cell(a.figures.get(key)) for _, key in columns] for a in grid.arms]
+    return _table(header, rows)
+
+
 def grid_markdown(grid: Grid, title: str | None = None, chart: str | None = None) -> str:
     """The grid as Markdown: figures per arm, EER per category and per exposure bucket (with ``chart``, the file name
     of its chart), the modality gap, differences with the baseline."""
@@ -396,25 +406,13 @@ def grid_markdown(grid: Grid, title: str | None = None, chart: str | None = None
              _seeds(a.figures["wer"]) if "wer" in a.figures else "–", _seeds(a.figures["eer"])] for a in grid.arms]
     parts.append(_table(header, rows))
     if grid.categories:
-        parts.append("")
-        parts.append("EER per entity category (%, mean over seeds [95% interval]; entities per run in brackets):")
-        parts.append("")
-        first = grid.arms[0]
-        header = ["arm"] + [f"{c} ({int(first.figures[f'eer/{c}'].total / max(1, len(first.seeds)))})"
-                            for c in grid.categories]
-        rows = [[a.name] + [_cell(a.figures.get(f"eer/{c}")) for c in grid.categories] for a in grid.arms]
-        parts.append(_table(header, rows))
+        parts += ["", "EER per entity category (%, mean over seeds [95% interval]; entities per run in brackets):",
+                  "", _eer_table(grid, [(c, f"eer/{c}") for c in grid.categories])]
     if grid.buckets:
-        parts.append("")
-        parts.append("EER by exposure: entities grouped by how often their term occurs in the training audio "
-                     f"(bucket edges {grid.exposure_edges}; %, mean over seeds [95% interval]; entities per run in "
-                     "brackets):")
-        parts.append("")
-        first = grid.arms[0]
-        header = ["arm"] + [f"heard {b} ({int(first.figures[f'eer@{b}'].total / max(1, len(first.seeds)))})"
-                            for b in grid.buckets]
-        rows = [[a.name] + [_cell(a.figures.get(f"eer@{b}")) for b in grid.buckets] for a in grid.arms]
-        parts.append(_table(header, rows))
+        parts += ["", "EER by exposure: entities grouped by how often their term occurs in the training audio "
+                      f"(bucket edges {grid.exposure_edges}; %, mean over seeds [95% interval]; entities per run in "
+                      "brackets):",
+                  "", _eer_table(grid, [(f"heard {b}", f"eer@{b}") for b in grid.buckets])]
         if chart:
             parts += ["", f"![EER by exposure]({chart})"]
     if grid.modality_gap:
