@@ -6,6 +6,7 @@ import click
 
 from jstip.entities import exposure_options
 from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
+from jstip.evaluate.scoring import HYP_FORMATS
 
 
 @click.command(name="score", context_settings={"help_option_names": ["-h", "--help"]})
@@ -13,7 +14,10 @@ from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
               help="References, jsonl: id, text, optional entities / biasing_words / domain; or a lhotse cut "
                    "manifest (*.jsonl.gz, entities from supervision.custom).")
 @click.option("--hyp", "hyp_path", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="Hypotheses, jsonl: id, hyp.")
+              help="Hypotheses, in --hyp-format.")
+@click.option("--hyp-format", default="jsonl", show_default=True, type=click.Choice(HYP_FORMATS),
+              help="jsonl (id, hyp), nemo (a NeMo manifest with pred_text; id = the audio file's stem), kaldi "
+                   "(a Kaldi text file: utt_id words...), trn (sclite: words... (utt_id)).")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: metrics.json and hyps.jsonl are written there.")
 @click.option("--normalizer", default=NORMALIZER_VERSION, show_default=True, type=click.Choice(list(NORMALIZERS)),
@@ -21,8 +25,8 @@ from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
 @click.option("--missing", default="empty", show_default=True, type=click.Choice(["empty", "skip"]),
               help="References without a hypothesis: score as empty hypotheses, or leave out (listed either way).")
 @exposure_options
-def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: str, exposure_cuts: tuple[str, ...],
-        exposure_edges: str) -> None:
+def cli(ref_path: str, hyp_path: str, hyp_format: str, out_dir: str, normalizer: str, missing: str,
+        exposure_cuts: tuple[str, ...], exposure_edges: str) -> None:
     """Score hypotheses against references: WER, CER, TER, entity error rate, B-WER/U-WER.
 
     Figures are written as fractions to OUT/metrics.json with their counts (substitutions, insertions, deletions),
@@ -32,13 +36,14 @@ def cli(ref_path: str, hyp_path: str, out_dir: str, normalizer: str, missing: st
     \b
     Example:
       jstip score --ref test.ref.jsonl --hyp whisper.hyp.jsonl --out exp/whisper
+      jstip score --ref test/cuts.jsonl.gz --hyp nemo_preds.json --hyp-format nemo --out exp/nemo
       jstip report exp/whisper exp/jstip --out report.html
     """
     from jstip.evaluate.scoring import read_hyps, read_refs, score, summary_line, write_scores
 
     skipped: list[dict] = []
     try:
-        refs, hyps = read_refs(ref_path, skipped), read_hyps(hyp_path, skipped)
+        refs, hyps = read_refs(ref_path, skipped), read_hyps(hyp_path, skipped, hyp_format)
     except ValueError as err:
         raise click.ClickException(str(err)) from err
     from jstip.entities import load_exposure, parse_edges

@@ -123,9 +123,51 @@ def refs_from_cuts(cuts) -> list[dict]:
     return refs
 
 
-def read_hyps(path: str | Path, skipped: list[dict] | None = None) -> list[dict]:
-    """Hypothesis lines: ``id``, ``hyp`` (bad lines: see :func:`read_jsonl`)."""
-    return read_jsonl(path, ("id", "hyp"), skipped)
+HYP_FORMATS = ("jsonl", "nemo", "kaldi", "trn")
+"""Hypothesis file formats of :func:`read_hyps`."""
+
+
+def read_hyps(path: str | Path, skipped: list[dict] | None = None, fmt: str = "jsonl") -> list[dict]:
+    """Hypothesis rows ``{"id", "hyp"}`` from a file in one of :data:`HYP_FORMATS`:
+
+    - ``jsonl``: lines ``{"id": ..., "hyp": ...}``;
+    - ``nemo``: a NeMo manifest with predictions (``transcribe_speech.py`` output): lines with ``audio_filepath`` and
+      ``pred_text``; the id is the audio file's name without its extension (or the line's ``id`` when it has one);
+    - ``kaldi``: a Kaldi ``text`` file: ``<utt id> <words...>`` per line;
+    - ``trn``: sclite trn: ``<words...> (<utt id>)`` per line.
+
+    Bad lines: see :func:`read_jsonl` (reported as ``FILE:LINE`` in ``skipped``, or raised without it).
+    """
+    if fmt == "jsonl":
+        return read_jsonl(path, ("id", "hyp"), skipped)
+    if fmt == "nemo":
+        rows = read_jsonl(path, ("audio_filepath", "pred_text"), skipped)
+        return [{"id": str(r.get("id") or Path(str(r["audio_filepath"])).stem), "hyp": r["pred_text"]} for r in rows]
+    if fmt not in HYP_FORMATS:
+        raise ValueError(f"unknown hypothesis format {fmt!r}; choose one of {', '.join(HYP_FORMATS)}")
+    rows = []
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as err:
+                problem = f"not UTF-8 (byte {raw[err.start]:#04x} at position {err.start}); save the file as UTF-8"
+            else:
+                if not line:
+                    continue
+                if fmt == "kaldi":
+                    utt, _, text = line.partition(" ")
+                    rows.append({"id": utt, "hyp": text.strip()})
+                    continue
+                if line.endswith(")") and "(" in line:
+                    text, _, utt = line[:-1].rpartition("(")
+                    rows.append({"id": utt.strip(), "hyp": text.strip()})
+                    continue
+                problem = "a trn line ends with the utterance id in parentheses: 'words ... (utt_id)'"
+            if skipped is None:
+                raise ValueError(f"{path}:{lineno}: {problem}")
+            skipped.append({"id": f"{path}:{lineno}", "reason": problem})
+    return rows
 
 
 def _nfc_ref(ref: Mapping) -> dict:

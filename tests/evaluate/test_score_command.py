@@ -114,3 +114,36 @@ def test_score_reads_references_from_a_lhotse_cut_manifest(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["eer_counts"] == {"entities": 2, "hits": 1, "misses": 1}
     assert metrics["per_domain"]["medical"]["entities"] == 2
+
+
+def test_the_same_hypotheses_in_four_formats_give_the_same_figures(tmp_path):
+    refs = write_jsonl(tmp_path / "ref.jsonl", [
+        {"id": "utt-1", "text": "Give Metformin to Anna.",
+         "entities": [{"text": "Metformin", "category": "drug", "start": 5, "end": 14}]},
+        {"id": "utt-2", "text": "The flight was delayed by three hours."},
+        {"id": "utt-3", "text": "See you at noon."}])
+    hyps = {"utt-1": "give metformin to anna", "utt-2": "the flight was delayed by 3 hours", "utt-3": "see you at"}
+    files = {
+        "jsonl": "".join(json.dumps({"id": k, "hyp": v}) + "\n" for k, v in hyps.items()),
+        "nemo": "".join(json.dumps({"audio_filepath": f"/data/wav/{k}.wav", "duration": 1.0, "text": "",
+                                    "pred_text": v}) + "\n" for k, v in hyps.items()),
+        "kaldi": "".join(f"{k} {v}\n" for k, v in hyps.items()),
+        "trn": "".join(f"{v} ({k})\n" for k, v in hyps.items()),
+    }
+    figures = {}
+    for fmt, text in files.items():
+        path = tmp_path / f"hyp.{fmt}"
+        path.write_text(text)
+        result = CliRunner().invoke(cli, ["--ref", str(refs), "--hyp", str(path), "--hyp-format", fmt,
+                                          "--out", str(tmp_path / fmt)])
+        assert result.exit_code == 0, result.output
+        m = json.loads((tmp_path / fmt / "metrics.json").read_text())
+        assert not m["missing_ids"] and not m["extra_ids"]
+        figures[fmt] = {k: m[k] for k in ("wer", "cer", "ter", "eer", "wer_counts")}
+    assert figures["jsonl"]["wer_counts"]["errors"] == 2  # "three" vs "3", and the deleted "noon"
+    assert figures["nemo"] == figures["kaldi"] == figures["trn"] == figures["jsonl"]
+    bad = tmp_path / "bad.trn"
+    bad.write_text("no id here\ngive metformin to anna (utt-1)\n")
+    result = CliRunner().invoke(cli, ["--ref", str(refs), "--hyp", str(bad), "--hyp-format", "trn",
+                                      "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 0 and f"{bad}:1" in result.output
