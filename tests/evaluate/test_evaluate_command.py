@@ -5,12 +5,14 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from jstip.cli import main
+from jstip.rejects import read_rejected
 
 
 def invoke(*args):
@@ -226,3 +228,54 @@ def test_an_empty_response_follows_no_instruction_strictly_or_loosely():
     assert not check_instruction("", no_commas) and not check_instruction(" \n", no_commas, loose=True)
     result = score_responses([{"id": "x", "prompt": "p", "instructions": [no_commas]}], {"x": ""})
     assert result["prompt_strict"] == 0 and result["prompt_loose"] == 0
+
+# --- jstip transcribe: a folder of WAVs (real LibriVox speech among them), a wav.scp and a cut manifest -----------
+
+LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
+
+
+@pytest.mark.skipif(not LIBRIVOX.is_dir(), reason="Debian pocketsphinx-testdata is not installed")
+def test_transcribe_a_folder_of_wavs_and_a_wav_scp(tiny_run, tmp_path):
+    folder = tmp_path / "audio"
+    (folder / "sub").mkdir(parents=True)
+    clips = sorted(LIBRIVOX.glob("*.wav"))[:3]
+    for clip in clips[:2]:
+        shutil.copy(clip, folder / clip.name)
+    shutil.copy(clips[2], folder / "sub" / clips[2].name)
+    (folder / "broken.wav").write_bytes(b"RIFF....WAVEnot really")
+    out = tmp_path / "hyps" / "folder.jsonl"
+    result = CliRunner().invoke(main, ["transcribe", "--model", str(ckpt(tiny_run, 2)), "--in", str(folder),
+                                       "--out", str(out), "--threads", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    ids = [r["id"] for r in rows]
+    assert ids == sorted([c.stem for c in clips[:2]]) + [f"sub_{clips[2].stem}"]
+    assert all(isinstance(r["hyp"], str) for r in rows)
+    [bad] = read_rejected(out.parent / "rejected.jsonl")
+    assert bad["id"] == "broken" and "not readable audio" in bad["reason"]
+    # the same files through a wav.scp, plus a missing one and a piped command
+    scp = tmp_path / "wav.scp"
+    scp.write_text(f"a {folder / clips[0].name}\nb {tmp_path / 'gone.wav'}\nc sox x.wav -t wav - |\n")
+    out2 = tmp_path / "scp" / "hyps.jsonl"
+    result = CliRunner().invoke(main, ["transcribe", "--model", str(ckpt(tiny_run, 2)), "--in", str(scp),
+                                       "--out", str(out2), "--threads", "1", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    rows2 = [json.loads(line) for line in out2.read_text().splitlines()]
+    assert [r["id"] for r in rows2] == ["a"] and rows2[0]["hyp"] == rows[ids.index(clips[0].stem)]["hyp"]
+    assert {r["id"] for r in read_rejected(out2.parent / "rejected.jsonl")} == {"b", "c"}
+
+
+def test_transcribe_a_cut_manifest_gives_the_evaluate_transcripts(tiny_run, mini_corpus, tmp_path):
+    cuts = mini_corpus / "test" / "cuts.jsonl.gz"
+    out = tmp_path / "t" / "hyps.jsonl"
+    result = CliRunner().invoke(main, ["transcribe", "--model", str(ckpt(tiny_run, 2)), "--in", str(cuts), "--out",
+                                       str(out), "--threads", "1", "--no-progress", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    hyps = {json.loads(line)["id"]: json.loads(line)["hyp"] for line in out.read_text().splitlines()}
+    ev = tmp_path / "ev"
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(ckpt(tiny_run, 2)), "--cuts", str(cuts), "--out",
+                                       str(ev), "--no-spoken-tasks", "--listen-utterances", "0", "--threads", "1",
+                                       "--no-progress", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    scored = {json.loads(line)["id"]: json.loads(line)["hyp"] for line in (ev / "hyps.jsonl").read_text().splitlines()}
+    assert hyps == scored and len(hyps) > 0
