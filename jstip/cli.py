@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "pretrain": ("jstip.priors.commands", "Priors for CPU-scale runs: CTC encoder, text-only tiny LLM."),
     "train": ("jstip.train.commands", "Train the speech-LLM (Hydra overrides after the command)."),
     "evaluate": ("jstip.evaluate.commands", "Decode a test set with a checkpoint and score it."),
+    "export": ("jstip.model.commands", "Export a checkpoint: LLM folder (LoRA merged), encoder+adapter safetensors."),
     "transcribe": ("jstip.evaluate.transcribe_command", "Transcribe a folder of audio, a wav.scp or cuts with a model."),
     "score": ("jstip.evaluate.score_command", "Score any system's hypotheses: WER, CER, TER, EER, B-WER/U-WER."),
     "report": ("jstip.evaluate.report_command", "Compare scored runs (HTML/Markdown); `report grid`: arms x seeds."),

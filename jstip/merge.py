@@ -289,6 +289,9 @@ def merge_model_folders(
     Raises:
         MergeError: naming the folder or tensor that does not match; nothing is written then.
     """
+    from jstip.model.export import is_export
+
+    speech = Path(speech) / "llm" if is_export(speech) else Path(speech)  # a `jstip export` folder: its LLM
     folders = {"base": Path(base), "instruct": Path(instruct), "speech": Path(speech)}
     out = Path(out)
     if any(out.resolve() == f.resolve() for f in folders.values()):

@@ -14,8 +14,9 @@ from jstip.train.checkpoint_file import CheckpointFileError
 
 
 @click.command(name="evaluate", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False),
-              help="A checkpoint written by `jstip train` (EXP/checkpoints/last.ckpt or stepNNNNNN.ckpt).")
+@click.option("--checkpoint", type=click.Path(exists=True),
+              help="A checkpoint written by `jstip train` (EXP/checkpoints/last.ckpt or stepNNNNNN.ckpt), or a folder "
+                   "written by `jstip export`.")
 @click.option("--whisper", "whisper_model", default=None,
               help="Instead of a checkpoint: score a whole Whisper model (its own decoder) as a baseline: tiny.en or "
                    "base (the packaged weights), a Hugging Face Whisper folder, or a CTranslate2 model.bin.")

@@ -237,11 +237,15 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         torch.set_num_threads(int(threads))
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = model.to(device)
+    from jstip.model.export import is_export
     from jstip.train.checkpoint_file import read_checkpoint
 
-    meta = read_checkpoint(ckpt_path, mmap=True)
-    step = meta.get("global_step")
-    del meta
+    if is_export(ckpt_path):  # a `jstip export` folder: its step is in config.json, its training log stays behind
+        step = json.loads((ckpt_path / "config.json").read_text(encoding="utf-8")).get("step")
+    else:
+        meta = read_checkpoint(ckpt_path, mmap=True)
+        step = meta.get("global_step")
+        del meta
 
     rejects = evaluation_rejects(out)
     cuts = load_cuts(cuts_path, max_utterances, rejects)
@@ -287,7 +291,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     exp_dir = ckpt_path.resolve().parent.parent
-    log_rows = training_log_rows(exp_dir, step)
+    log_rows = [] if is_export(ckpt_path) else training_log_rows(exp_dir, step)
     train_log = None
     if log_rows:
         train_log = out / "train" / "metrics.jsonl"

@@ -59,8 +59,9 @@ def cuts_of_input(path: str | Path, rejects):
 
 
 @click.command(name="transcribe", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--model", "checkpoint", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="A checkpoint written by `jstip train` (EXP/checkpoints/last.ckpt).")
+@click.option("--model", "checkpoint", required=True, type=click.Path(exists=True),
+              help="A checkpoint written by `jstip train` (EXP/checkpoints/last.ckpt) or a folder written by "
+                   "`jstip export`.")
 @click.option("--in", "in_path", required=True, type=click.Path(exists=True),
               help="A folder of audio files, a Kaldi wav.scp, or a lhotse cut manifest (*.jsonl.gz).")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),

@@ -48,6 +48,14 @@ class SpeechLM(nn.Module):
             resets: flash-attention varlen), or ``auto`` (``position_ids`` with flash attention, else ``mask``).
     """
 
+    @classmethod
+    def from_pretrained(cls, path) -> "SpeechLM":
+        """The model of a folder written by ``jstip export`` (:func:`jstip.model.export.load_exported`), in eval
+        mode; its tokenizer loads with ``transformers.AutoTokenizer.from_pretrained(path / "llm")``."""
+        from jstip.model.export import load_exported
+
+        return load_exported(path)[0]
+
     def __init__(self, encoder: nn.Module, adapter: nn.Module, llm: nn.Module, attention: str = "auto",
                  feature_cache: str | None = None) -> None:
         super().__init__()

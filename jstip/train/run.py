@@ -225,7 +225,8 @@ def train(cfg) -> Path:
 
 def load_checkpoint(ckpt_path: str | Path):
     """A trained ``SpeechLM`` (eval mode, on the CPU) and its tokenizer from a checkpoint written by ``jstip train``,
-    read without running code from the file (:func:`jstip.train.checkpoint_file.read_checkpoint`).
+    read without running code from the file (:func:`jstip.train.checkpoint_file.read_checkpoint`), or from a folder
+    written by ``jstip export`` (:func:`jstip.model.export.load_exported`).
 
     Returns:
         (model, tokenizer, config dict)
@@ -233,10 +234,13 @@ def load_checkpoint(ckpt_path: str | Path):
     from omegaconf import OmegaConf
 
     from jstip.model.build import build_speechlm
+    from jstip.model.export import is_export, load_exported
     from jstip.model.tokenizer import load_tokenizer
     from jstip.train.module import apply_lora
 
     ckpt_path = Path(ckpt_path)
+    if is_export(ckpt_path):  # a folder written by `jstip export`
+        return load_exported(ckpt_path)
     ckpt = read_checkpoint(ckpt_path)
     meta = ckpt.get("jstip")
     if meta is None:

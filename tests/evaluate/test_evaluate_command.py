@@ -279,3 +279,54 @@ def test_transcribe_a_cut_manifest_gives_the_evaluate_transcripts(tiny_run, mini
     assert result.exit_code == 0, result.output
     scored = {json.loads(line)["id"]: json.loads(line)["hyp"] for line in (ev / "hyps.jsonl").read_text().splitlines()}
     assert hyps == scored and len(hyps) > 0
+
+
+# --- jstip export: a folder that leaves jstip ------------------------------------------------------------------------
+
+
+def test_export_round_trip_gives_the_checkpoints_transcripts(tiny_run, mini_corpus, tmp_path):
+    """Export, load with SpeechLM.from_pretrained: the same greedy transcripts on the mini dev set; the LLM folder
+    loads with plain transformers, evaluate takes the folder, merge --speech takes it, and no file is a pickle."""
+    from lhotse import CutSet
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from jstip.evaluate.decode import asr_prompt_ids, decode_cuts
+    from jstip.model.speechlm import SpeechLM
+    from jstip.train.run import load_checkpoint
+
+    out = tmp_path / "exported"
+    result = CliRunner().invoke(main, ["export", "--checkpoint", str(ckpt(tiny_run, 2)), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert (out / "config.json").is_file() and (out / "speech.safetensors").is_file()
+    for f in out.rglob("*"):  # no pickle: every file is JSON, text or safetensors
+        assert f.is_dir() or f.suffix in (".json", ".safetensors", ".txt", ".jinja", ".model"), f
+
+    dev = list(CutSet.from_file(mini_corpus / "dev" / "cuts.jsonl.gz"))
+    model, tokenizer, config = load_checkpoint(ckpt(tiny_run, 2))
+    want = decode_cuts(model, tokenizer, dev, asr_prompt_ids(tokenizer, config), progress=False)
+    exported = SpeechLM.from_pretrained(out)
+    tok = AutoTokenizer.from_pretrained(str(out / "llm"))
+    got = decode_cuts(exported, tok, dev, asr_prompt_ids(tok, config), progress=False)
+    assert got == want and len(got) == len(dev)
+
+    llm = AutoModelForCausalLM.from_pretrained(str(out / "llm"))
+    assert llm.get_input_embeddings().weight.shape[0] == len(tok)
+
+    ev = tmp_path / "ev"
+    result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(out), "--cuts",
+                                       str(mini_corpus / "dev" / "cuts.jsonl.gz"), "--out", str(ev),
+                                       "--no-spoken-tasks", "--listen-utterances", "0", "--threads", "1",
+                                       "--no-progress"])
+    assert result.exit_code == 0, result.output
+    scored = {json.loads(line)["id"]: json.loads(line)["hyp"] for line in (ev / "hyps.jsonl").read_text().splitlines()}
+    assert scored == want
+
+    # merge --speech takes the export (its LLM): base = instruct = the exported LLM gives it back unchanged
+    base = tmp_path / "base"
+    llm.save_pretrained(str(base))
+    tok.save_pretrained(str(base))
+    merged = tmp_path / "merged"
+    result = CliRunner().invoke(main, ["merge", "--base", str(base), "--instruct", str(base), "--speech", str(out),
+                                       "--scale", "1.0", "--out", str(merged)])
+    assert result.exit_code == 0, result.output
+    assert (merged / "config.json").is_file()

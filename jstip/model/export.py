@@ -1,0 +1,107 @@
+"""A trained jstip model as a folder that leaves jstip: no pickle anywhere.
+
+``export_checkpoint(CKPT, DIR)`` writes::
+
+    DIR/config.json          {"format": "jstip-speechlm", "version": 1, "model": ..., "run_config": ..., "step": ...}
+    DIR/speech.safetensors   the encoder's and the adapter's weights ("encoder.*", "adapter.*")
+    DIR/llm/                 the LLM as a save_pretrained folder (LoRA merged into its weights) with its tokenizer
+
+``DIR/llm`` loads with plain ``transformers.AutoModelForCausalLM.from_pretrained`` and is what ``jstip merge --speech``
+reads; :func:`load_exported` (``SpeechLM.from_pretrained``) rebuilds the whole model from ``config.json``: the encoder
+and adapter from their configs, then their weights from ``speech.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+FORMAT = "jstip-speechlm"
+VERSION = 1
+
+
+def is_export(path: str | Path) -> bool:
+    """True for a folder written by :func:`export_checkpoint`."""
+    cfg = Path(path) / "config.json"
+    if not Path(path).is_dir() or not cfg.is_file():
+        return False
+    try:
+        return json.loads(cfg.read_text(encoding="utf-8")).get("format") == FORMAT
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
+    """Write the export of a ``jstip train`` checkpoint to ``out_dir`` (replaced whole, atomically)."""
+    from safetensors.torch import save_file
+
+    from jstip.train.checkpoint_file import read_checkpoint
+    from jstip.train.run import load_checkpoint
+
+    model, tokenizer, config = load_checkpoint(checkpoint)
+    step = read_checkpoint(checkpoint, mmap=True).get("global_step")
+    llm = model.llm
+    if hasattr(llm, "merge_and_unload"):  # LoRA: fold the adapters into the weights
+        llm = llm.merge_and_unload()
+    out = Path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    llm.save_pretrained(str(tmp / "llm"), safe_serialization=True)
+    tokenizer.save_pretrained(str(tmp / "llm"))
+    state = {f"encoder.{k}": v.detach().contiguous().cpu() for k, v in model.encoder.state_dict().items()}
+    state.update({f"adapter.{k}": v.detach().contiguous().cpu() for k, v in model.adapter.state_dict().items()})
+    save_file(state, str(tmp / "speech.safetensors"))
+    model_cfg = json.loads(json.dumps(config["model"]))
+    model_cfg["init_from"] = None
+    model_cfg.setdefault("adapter", {})["init_from"] = None
+    model_cfg.setdefault("encoder", {})["cache_dir"] = None
+    attn = (model_cfg.get("llm") or {}).get("attn_implementation")
+    model_cfg["llm"] = {"kind": "hf", "path": "llm", **({"attn_implementation": attn} if attn else {})}
+    model_cfg["tokenizer"] = {"kind": "hf", "path": "llm"}
+    run_config = dict(config, model=model_cfg)
+    (tmp / "config.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "model": model_cfg,
+                                                 "run_config": run_config, "checkpoint": str(Path(checkpoint)),
+                                                 "step": step}, indent=1), encoding="utf-8")
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def load_exported(path: str | Path):
+    """``(model, tokenizer, run config)`` of an exported folder, the model in eval mode on the CPU.
+
+    Raises:
+        ValueError: the folder is not a jstip export (named), or its weights do not fit its config.
+    """
+    from omegaconf import OmegaConf
+    from safetensors.torch import load_file
+
+    from jstip.model.build import build_speechlm
+    from jstip.model.tokenizer import load_tokenizer
+
+    path = Path(path)
+    if not is_export(path):
+        raise ValueError(f"{path}: not a jstip export (a folder with config.json of format {FORMAT!r}, written by "
+                         "`jstip export`)")
+    meta = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    if int(meta.get("version", 0)) > VERSION:
+        raise ValueError(f"{path}: export format version {meta['version']} is newer than this jstip reads ({VERSION})")
+    model_cfg = json.loads(json.dumps(meta["model"]))
+    model_cfg["llm"]["path"] = str(path / model_cfg["llm"]["path"])
+    model_cfg["tokenizer"]["path"] = str(path / model_cfg["tokenizer"]["path"])
+    tokenizer = load_tokenizer(path / "llm")
+    model = build_speechlm(OmegaConf.create(model_cfg), tokenizer)
+    state = load_file(str(path / "speech.safetensors"))
+    for name in ("encoder", "adapter"):
+        part = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
+        missing, unexpected = getattr(model, name).load_state_dict(part, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{path / 'speech.safetensors'}: the {name} weights do not fit config.json (missing "
+                             f"{missing[:3]}, unexpected {unexpected[:3]})")
+    return model.eval(), tokenizer, meta["run_config"]
+
+
+__all__ = ["FORMAT", "export_checkpoint", "is_export", "load_exported"]
