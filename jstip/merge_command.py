@@ -11,7 +11,8 @@ import click
 @click.option("--instruct", required=True, type=click.Path(exists=True, file_okay=False),
               help="The instruction-tuned version of the same base LLM.")
 @click.option("--speech", required=True, type=click.Path(exists=True, file_okay=False),
-              help="The speech-adapted LLM (continued pretraining of --base on speech).")
+              help="The speech-adapted LLM (continued pretraining of --base on speech): a save_pretrained folder, or "
+                   "a folder written by `jstip export` (its llm/).")
 @click.option("--scale", default=1.0, show_default=True, type=float, help="lambda: how much of the task vector to add.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Output folder (a new model folder).")
 @click.option("--max-shard-gb", default=5.0, show_default=True, type=float, help="Size of the written safetensors shards.")
@@ -26,7 +27,7 @@ def cli(base: str, instruct: str, speech: str, scale: float, out: str, max_shard
     \b
     Example:
       jstip merge --base SmolLM2-135M --instruct SmolLM2-135M-Instruct \\
-                  --speech exp/speech_llm/hf --scale 1.0 --out exp/speech_llm_instruct
+                  --speech exp/speech_llm --scale 1.0 --out exp/speech_llm_instruct
     """
     from jstip.merge import MergeError, merge_model_folders
 
