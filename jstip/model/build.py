@@ -75,7 +75,7 @@ def build_speechlm(model_cfg, tokenizer) -> SpeechLM:
     cfg = model_config(model_cfg)
     encoder = build_encoder(cfg.encoder)
     llm = build_llm(cfg.llm, len(tokenizer))
-    resize_for_tokenizer(llm, tokenizer)
+    resize_for_tokenizer(llm, tokenizer, pretrained=cfg.llm.kind != "tiny")
 
     adapter = build_adapter(cfg, encoder, llm.get_input_embeddings().weight.shape[1])
     return SpeechLM(encoder, adapter, llm, attention=cfg.attention, feature_cache=cfg.encoder.cache_dir)

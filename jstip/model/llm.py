@@ -64,10 +64,20 @@ def smollm2_gguf_path() -> Path:
     return files[0]
 
 
-def resize_for_tokenizer(llm, tokenizer) -> None:
-    """Give the LLM one embedding row per token of ``tokenizer`` (after special tokens were added)."""
+def resize_for_tokenizer(llm, tokenizer, pretrained: bool = False) -> None:
+    """Give the LLM one embedding row per token of ``tokenizer`` (after special tokens were added).
+
+    Raises:
+        ValueError: a ``pretrained`` LLM would lose rows: the tokenizer is not the LLM's own (its ids would index
+            the wrong embeddings).
+    """
     n = len(tokenizer)
-    if llm.get_input_embeddings().weight.shape[0] != n:
+    rows = llm.get_input_embeddings().weight.shape[0]
+    if pretrained and n < rows:
+        raise ValueError(f"the tokenizer has {n} tokens but the pretrained LLM has {rows} embedding rows: it is not "
+                         "the LLM's own tokenizer, and shrinking the embeddings would break the model; use the LLM's "
+                         "tokenizer (model.tokenizer.kind=hf model.tokenizer.path=<the LLM folder>, or kind=gguf)")
+    if rows != n:
         # The new rows are drawn from a fixed seed: the same model is rebuilt bit for bit whenever it is built from
         # the same files (checkpoints leave frozen weights out and check them against the rebuilt ones).
         with torch.random.fork_rng():
