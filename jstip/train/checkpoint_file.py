@@ -51,7 +51,8 @@ def read_checkpoint(path: str | Path, mmap: bool = False) -> dict:
     with open(path, "rb") as f:
         head = f.read(2)
     if not zipfile.is_zipfile(path) and head[:1] != b"\x80":  # neither torch's zip format nor a legacy pickle
-        raise CheckpointFileError(f"{path}: not a torch checkpoint (a checkpoint written by `jstip train` is "
+        what = "a truncated torch checkpoint" if head == b"PK" else "not a torch checkpoint"
+        raise CheckpointFileError(f"{path}: {what} (a checkpoint written by `jstip train` is "
                                   "EXP/checkpoints/last.ckpt or stepNNNNNN.ckpt)")
     try:
         with torch.serialization.safe_globals(_safe_numpy_globals()):

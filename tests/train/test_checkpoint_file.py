@@ -45,7 +45,7 @@ def test_read_checkpoint_refuses_a_crafted_file_and_names_it(tmp_path):
         assert "allowlist" not in str(err.value)  # torch's advice to allow the global is not passed on
     assert not marker.exists()
     (tmp_path / "torn.ckpt").write_bytes(path.read_bytes()[:100])
-    with pytest.raises(CheckpointFileError, match="not a readable torch checkpoint"):
+    with pytest.raises(CheckpointFileError, match="a truncated torch checkpoint"):
         read_checkpoint(tmp_path / "torn.ckpt")
     torch.save([1, 2], tmp_path / "list.ckpt")
     with pytest.raises(CheckpointFileError, match="holds a list, not a checkpoint"):
@@ -60,7 +60,7 @@ def test_evaluate_refuses_a_crafted_checkpoint(tmp_path, mini_corpus):
     result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(path), "--cuts",
                                        str(mini_corpus / "test" / "cuts.jsonl.gz"), "--out", str(tmp_path / "eval"),
                                        "--no-spoken-tasks", "--no-progress"])
-    assert result.exit_code == 1 and "refused to load" in result.output and str(path) in result.output
+    assert result.exit_code == 2 and "refused to load" in result.output and str(path) in result.output
     assert not marker.exists()
 
 
