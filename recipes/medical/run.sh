@@ -205,6 +205,10 @@ if selected 4; then
   done
   cp "$exp/grid.md" "$out/grid.md.tmp" && mv "$out/grid.md.tmp" "$out/grid.md"
   cp "$exp/grid.json" "$out/grid.json.tmp" && mv "$out/grid.json.tmp" "$out/grid.json"
+  if [ -f "$exp/grid_eer_by_exposure.png" ]; then  # the chart grid.md links to
+    cp "$exp/grid_eer_by_exposure.png" "$out/grid_eer_by_exposure.png.tmp"
+    mv "$out/grid_eer_by_exposure.png.tmp" "$out/grid_eer_by_exposure.png"
+  fi
   done_step 4-report
 fi
 
