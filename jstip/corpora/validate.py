@@ -88,6 +88,31 @@ class CutScreen:
         return reason
 
 
+def too_long_for_encoder(cut, encoder) -> str | None:
+    """Why ``cut`` is longer than ``encoder`` takes at once (its ``max_input_seconds``, e.g. Whisper's 30 s), or
+    None."""
+    limit = getattr(encoder, "max_input_seconds", None)
+    if limit is not None and cut.duration > limit:
+        return (f"cut of {cut.duration:.1f} s is longer than the {limit:g} s the {type(encoder).__name__} encodes at "
+                "once: split it into shorter utterances")
+    return None
+
+
+def drop_too_long(cuts, encoder, rejects: RejectLog, what: str = "train") -> CutSet:
+    """``cuts`` without those :func:`too_long_for_encoder` finds, each written to ``rejects`` (once)."""
+    from jstip.rejects import rejected_ids
+
+    done = rejected_ids(rejects.path, rejects.stage)
+    kept = []
+    for cut in cuts:
+        reason = too_long_for_encoder(cut, encoder)
+        if reason is None:
+            kept.append(cut)
+        elif cut.id not in done:
+            rejects.reject(cut.id, f"{what}: {reason}")
+    return CutSet.from_cuts(kept)
+
+
 def screen_cuts(cuts, rejects: RejectLog, max_duration: float | None = None, what: str = "train",
                 alignment: bool = True, sources: bool = True, exclude: set[str] | frozenset = frozenset()) -> CutSet:
     """The cuts a run can use, in order; every other one is written to ``rejects`` with ``what`` and the reason of

@@ -142,7 +142,18 @@ def decode_cuts(
     """
     from tqdm import tqdm
 
-    cuts = sorted(cuts, key=lambda c: (-float(c.duration), c.id))
+    from jstip.corpora.validate import too_long_for_encoder
+
+    kept = []
+    for cut in cuts:
+        reason = too_long_for_encoder(cut, getattr(model, "encoder", None))
+        if reason is None:
+            kept.append(cut)
+        else:  # rejected, and scored as missing like unreadable audio
+            log.warning("%s: %s", cut.id, reason)
+            if rejects is not None:
+                rejects.reject(cut.id, reason)
+    cuts = sorted(kept, key=lambda c: (-float(c.duration), c.id))
     hyps: dict[str, str] = {}
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     bar = tqdm(total=len(cuts), desc="decoding", unit="utt", disable=not progress, dynamic_ncols=True)

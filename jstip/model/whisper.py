@@ -261,7 +261,10 @@ class WhisperSpeechEncoder(nn.Module):
         frame_shift: 0.02 s per output frame.
         dim: width of the output frames (384 tiny, 512 base).
         fingerprint: a hash of the weights (cache keys of frozen-encoder features).
+        max_input_seconds: the longest stream it encodes (Whisper's 30 s position table).
     """
+
+    max_input_seconds = CHUNK_SECONDS
 
     def __init__(self, encoder: nn.Module, pad_to_30s: bool = False, name: str = "whisper") -> None:
         super().__init__()

@@ -183,7 +183,12 @@ def train_adapter_ctc(train_cuts, out_dir, dev_cuts=None, test_cuts=None, config
         cache = FeatureCache(mcfg.encoder.cache_dir, fp)
 
     rejects = RejectLog(out / "rejected.jsonl", "adapter-ctc")
-    train_set = CutSet.from_file(train_cuts).to_eager()
+    from jstip.corpora.validate import drop_too_long, screen_cuts
+    from jstip.manifests import read_cuts
+
+    # Bad manifest lines and cuts no stage can use are rejected with the reason; bad audio when it is encoded.
+    train_set = screen_cuts(read_cuts(train_cuts, rejects), rejects, what="train", alignment=False)
+    train_set = drop_too_long(train_set, encoder, rejects).to_eager()
     texts = [_cut_text(c) for c in train_set]
     for path in text_files:
         with open(path, encoding="utf-8", errors="replace") as f:

@@ -107,10 +107,24 @@ def make_loader(cuts, dataset: CTCCutDataset, max_duration: float, shuffle: bool
 
 
 def filter_trainable(cuts, dataset: CTCCutDataset, subsampling_factor: int, window_stride: float = 0.01):
-    """Drop cuts whose character targets do not fit the encoder's output frames (CTC needs T_enc >= U) or are
-    empty; returns (kept cuts, list of (id, reason))."""
+    """Drop cuts that :class:`jstip.corpora.validate.CutScreen` rejects, whose audio cannot be used (read once here,
+    into the dataset's cache), or whose character targets do not fit the encoder's output frames (CTC needs
+    T_enc >= U) or are empty; returns (kept cuts, list of (id, reason))."""
+    from jstip.audio import AudioError
+    from jstip.corpora.validate import CutScreen
+
+    screen = CutScreen(alignment=False, audio="sources")
     kept, dropped = [], []
     for cut in cuts:
+        reason = screen.reason(cut)
+        if reason is None:
+            try:
+                dataset.audio(cut)
+            except AudioError as err:
+                reason = str(err)
+        if reason is not None:
+            dropped.append((cut.id, reason))
+            continue
         n_target = len(dataset.encode(cut_text(cut)))
         n_frames = int(cut.duration / window_stride) // subsampling_factor
         if n_target == 0:

@@ -188,6 +188,9 @@ def train(cfg) -> Path:
     if rejects.count:
         log.warning("%d training cut(s) rejected: reasons in %s", rejects.count, rejects.path)
     model, tokenizer, lora = build_model_and_tokenizer(cfg, exp_dir, train_cuts)
+    from jstip.corpora.validate import drop_too_long
+
+    train_cuts = drop_too_long(train_cuts, model.encoder, rejects)  # e.g. over Whisper's 30 s
     module = SpeechLMModule(model, stage=int(cfg.train.stage), optim=OmegaConf.to_container(cfg.train.optim),
                             trainable=cfg.train.get("trainable"), lora=lora,
                             config=OmegaConf.to_container(cfg, resolve=True),
