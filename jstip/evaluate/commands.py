@@ -40,13 +40,13 @@ from jstip.train.checkpoint_file import CheckpointFileError
               help="Decode only the first N cuts (a quick look).")
 @click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
               help="Most tokens per transcript (a batch is also capped at 10 + 25 tokens per second of audio).")
-@click.option("--spoken-tasks/--no-spoken-tasks", default=True, show_default=True,
+@click.option("--spoken-tasks/--no-spoken-tasks", default=None,
               help="Also run the modality gap, spoken instruction following and spoken QA (shipped items spoken "
-                   "by --voice).")
+                   "by --voice). Off unless asked for: --spoken-tasks, --spoken-task NAME or --spoken-items N.")
 @click.option("--spoken-task", "spoken_task_names", multiple=True,
               type=click.Choice(SPOKEN_TASKS),
-              help="Run only this spoken task (repeatable; e.g. --spoken-task modality_gap for the MCQ modality gap "
-                   "alone). Default: all three, unless --no-spoken-tasks.")
+              help="Run this spoken task (repeatable; e.g. --spoken-task modality_gap for the MCQ modality gap "
+                   "alone).")
 @click.option("--voice", default=DEFAULT_VOICE, show_default=True,
               help="TTS voice of the spoken tasks (engine:name[@rate], see `jstip synthesize --help`).")
 @click.option("--spoken-items", default=None, type=click.IntRange(min=1),
@@ -112,7 +112,7 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
             metrics = evaluate_checkpoint(
                 checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size,
                 max_utterances=max_utterances, max_new_tokens=max_new_tokens,
-                spoken_tasks=list(spoken_task_names) if spoken_tasks and spoken_task_names else spoken_tasks, voice=voice,
+                spoken_tasks=_spoken_selection(spoken_tasks, spoken_task_names, spoken_items), voice=voice,
                 spoken_items=spoken_items, shots=shots, response_tokens=response_tokens, normalizer=normalizer,
                 device=device, threads=threads, progress=progress, listen_utterances=listen_utterances,
                 precision=precision, exposure_cuts=list(exposure_cuts) or None, exposure_edges=edges)
@@ -143,3 +143,13 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
         click.echo(f"warning: {len(metrics['missing_ids'])} cut(s) without a hypothesis (first: "
                    f"{metrics['missing_ids'][0]}; see {out_dir}/rejected.jsonl), scored as empty", err=True)
     click.echo(f"wrote {out_dir}/metrics.json and {out_dir}/hyps.jsonl")
+
+
+def _spoken_selection(flag: bool | None, names: tuple[str, ...], items: int | None) -> bool | list[str]:
+    """The spoken tasks to run: off by default; on with --spoken-tasks, --spoken-task NAME (those only) or
+    --spoken-items N; --no-spoken-tasks wins."""
+    if flag is False:
+        return False
+    if names:
+        return list(names)
+    return bool(flag) or items is not None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import torch
@@ -154,6 +155,34 @@ def check_required(cfg) -> None:
                          + " ".join(f"{k}=..." for k in missing))
 
 
+def _use_the_llms_tokenizer(cfg) -> None:
+    """A pretrained LLM (``model.llm.kind`` hf or gguf) with the default tokenizer (``train``, no path) gets its own
+    tokenizer: a newly trained one would index the wrong embeddings."""
+    from omegaconf import open_dict
+
+    llm = cfg.model.get("llm") or {}
+    tok = cfg.model.get("tokenizer") or {}
+    if llm.get("kind") in ("hf", "gguf") and tok.get("kind", "train") == "train" and not tok.get("path"):
+        with open_dict(cfg):
+            cfg.model.tokenizer = {"kind": llm.get("kind"), "path": llm.get("path")}
+        log.info("model.tokenizer: the LLM's own (%s %s)", llm.get("kind"), llm.get("path") or "packaged")
+
+
+def _warn_frozen_random_encoder(cfg) -> None:
+    """Say so before training when the encoder stays frozen but is not pretrained (random features)."""
+    from jstip.model.config import model_config
+    from jstip.train.module import STAGE_TRAINABLE
+
+    enc = model_config(cfg.model).encoder
+    trainable = tuple(cfg.train.get("trainable") or STAGE_TRAINABLE[int(cfg.train.get("stage", 1))])
+    if "encoder" not in trainable and enc.resolved_kind() == "conformer":
+        msg = ("the encoder is frozen (train.trainable has no 'encoder') but randomly initialised (model.encoder has "
+               "no nemo_path or Whisper path): the adapter learns from random features. Give a pretrained encoder "
+               "(model.encoder.kind=whisper, or nemo_path=...), or train it (train.trainable=[encoder,adapter,...])")
+        log.warning(msg)
+        print(f"warning: {msg}", file=sys.stderr)
+
+
 def train(cfg) -> Path:
     """Train (or resume) the run of ``cfg``; returns ``exp_dir``. See ``jstip/conf/tiny.yaml`` for the keys."""
     import lightning as L
@@ -165,6 +194,8 @@ def train(cfg) -> Path:
     from jstip.train.module import SpeechLMModule
 
     check_required(cfg)
+    _use_the_llms_tokenizer(cfg)
+    _warn_frozen_random_encoder(cfg)
     exp_dir = Path(cfg.exp_dir)
     exp_dir.mkdir(parents=True, exist_ok=True)
     ckpt_dir = exp_dir / "checkpoints"

@@ -230,7 +230,8 @@ if run_stage 6 evaluate; then
   eval_args=()
   if [ -n "$EVAL_UTTERANCES" ]; then eval_args+=(--max-utterances "$EVAL_UTTERANCES"); fi
   if [ "$SPOKEN_ITEMS" = 0 ]; then eval_args+=(--no-spoken-tasks)
-  elif [ -n "$SPOKEN_ITEMS" ]; then eval_args+=(--spoken-items "$SPOKEN_ITEMS"); fi
+  elif [ -n "$SPOKEN_ITEMS" ]; then eval_args+=(--spoken-tasks --spoken-items "$SPOKEN_ITEMS")
+  else eval_args+=(--spoken-tasks); fi
   read -r -a eval_extra <<< "$EVAL_ARGS"
   eval_args+=(${eval_extra[@]+"${eval_extra[@]}"})
   for part in "${test_parts[@]}"; do

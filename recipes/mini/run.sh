@@ -166,7 +166,7 @@ if run_stage 6 train-stage2; then
 fi
 
 if run_stage 7 evaluate; then
-  spoken=(--spoken-items "$SPOKEN_ITEMS")
+  spoken=(--spoken-tasks --spoken-items "$SPOKEN_ITEMS")
   if [ "$SPOKEN_ITEMS" = 0 ]; then spoken=(--no-spoken-tasks); fi
   if [ "$PRIORS" = scratch ] && [ "$EVAL_STAGE1" = 1 ]; then
     $JSTIP evaluate --checkpoint "$exp/untrained/checkpoints/last.ckpt" --out "$exp/eval_untrained" \

@@ -237,3 +237,38 @@ def test_a_frozen_weight_that_the_source_checkpoint_saved_is_saved_again():
     assert keys_to_leave_out(frozen, None) == frozen  # no source: every frozen pretrained weight
     trained_there = {"model.llm.model.layers.0.mlp.up_proj.weight", "model.adapter.proj.0.weight"}
     assert keys_to_leave_out(frozen, trained_there) == frozen[1:]
+
+
+def test_a_pretrained_llm_gets_its_own_tokenizer_and_a_frozen_random_encoder_is_named(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from jstip.train.__main__ import compose
+    from jstip.train.run import _use_the_llms_tokenizer, _warn_frozen_random_encoder
+
+    cfg = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "model.llm.kind=hf",
+                           "model.llm.path=/models/llm"])
+    assert cfg.model.tokenizer.kind == "train"
+    _use_the_llms_tokenizer(cfg)
+    assert OmegaConf.to_container(cfg.model.tokenizer) == {"kind": "hf", "path": "/models/llm"}
+    explicit = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "model.llm.kind=hf",
+                                "model.llm.path=/models/llm", "model.tokenizer.kind=hf",
+                                "model.tokenizer.path=/models/tok"])
+    _use_the_llms_tokenizer(explicit)
+    assert explicit.model.tokenizer.path == "/models/tok"  # a tokenizer given on purpose is kept
+
+    frozen = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "train.stage=1"])
+    _warn_frozen_random_encoder(frozen)
+    assert "the encoder is frozen" in capsys.readouterr().err
+    trained = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "train.stage=2"])
+    _warn_frozen_random_encoder(trained)
+    assert "the encoder is frozen" not in capsys.readouterr().err
+
+
+def test_spoken_tasks_are_opt_in():
+    from jstip.evaluate.commands import _spoken_selection
+
+    assert _spoken_selection(None, (), None) is False
+    assert _spoken_selection(True, (), None) is True
+    assert _spoken_selection(None, (), 5) is True
+    assert _spoken_selection(None, ("modality_gap",), None) == ["modality_gap"]
+    assert _spoken_selection(False, ("modality_gap",), 5) is False
