@@ -85,12 +85,12 @@ def load_cuts(cuts_path, max_utterances: int | None = None, rejects=None):
     return cuts.to_eager()
 
 
-def evaluation_rejects(out: Path):
-    """A fresh ``out/rejected.jsonl`` (stage ``evaluate``): an evaluation rewrites all of its outputs."""
+def evaluation_rejects(out: Path, stage: str = "evaluate"):
+    """A fresh ``out/rejected.jsonl`` (of ``stage``): an evaluation rewrites all of its outputs."""
     from jstip.rejects import RejectLog
 
     (out / "rejected.jsonl").unlink(missing_ok=True)
-    return RejectLog(out / "rejected.jsonl", "evaluate")
+    return RejectLog(out / "rejected.jsonl", stage)
 
 
 def load_audio_or_reject(cut, rejects=None) -> np.ndarray | None:
@@ -251,7 +251,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     from jstip.model.export import is_export
     from jstip.train.checkpoint_file import read_checkpoint
 
-    if is_export(ckpt_path):  # a `jstip export` folder: its step is in config.json, its training log stays behind
+    exported = is_export(ckpt_path)
+    if exported:  # a `jstip export` folder: its step is in config.json, its training log stays behind
         step = json.loads((ckpt_path / "config.json").read_text(encoding="utf-8")).get("step")
     else:
         meta = read_checkpoint(ckpt_path, mmap=True)
@@ -302,7 +303,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     exp_dir = ckpt_path.resolve().parent.parent
-    log_rows = [] if is_export(ckpt_path) else training_log_rows(exp_dir, step)
+    log_rows = [] if exported else training_log_rows(exp_dir, step)
     train_log = None
     if log_rows:
         train_log = out / "train" / "metrics.jsonl"

@@ -97,8 +97,7 @@ def cli(checkpoint: str, in_path: str, out_path: str, num_beams: int, batch_size
 
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    rejects = evaluation_rejects(out.parent)
-    rejects.stage = "transcribe"
+    rejects = evaluation_rejects(out.parent, "transcribe")
     try:
         model, tokenizer, config = load_checkpoint(checkpoint)
         cuts = cuts_of_input(in_path, rejects)
