@@ -185,8 +185,10 @@ class SpeechLMDataset(torch.utils.data.Dataset):
         epoch / seed: drive every random choice (tasks, variants, text picks); see ``set_epoch``.
     """
 
-    def __init__(self, tokenizer, cfg: DataConfig | None = None, text_sources=None, epoch: int = 0, seed: int = 0):
+    def __init__(self, tokenizer, cfg: DataConfig | None = None, text_sources=None, epoch: int = 0, seed: int = 0,
+                 hypotheses: dict | None = None):
         self.cfg = as_data_config(cfg)
+        self.hypotheses = hypotheses
         self.renderer = Renderer(tokenizer, self.cfg.render)
         self.epoch = epoch
         self.seed = seed
@@ -240,7 +242,13 @@ class SpeechLMDataset(torch.utils.data.Dataset):
                 log.debug("%s: ASR format instead of %s: %s", cut.id, task, e)
         if doc is None:
             text = " ".join(s.text for s in cut.supervisions if s.text)
-            doc = self.renderer.asr(f"{cut.id}_asr", text, 0.0, float(cut.duration), cut_id=cut.id)
+            hypothesis = None
+            if self.hypotheses is not None:  # a model with a first pass: its transcript follows the speech
+                hypothesis = self.hypotheses.get(cut.id)
+                if hypothesis is None:
+                    raise ValueError("no first-pass transcript for this cut (its audio could not be encoded)")
+            doc = self.renderer.asr(f"{cut.id}_asr", text, 0.0, float(cut.duration), cut_id=cut.id,
+                                    hypothesis=hypothesis)
         audio = load_cut_audio(cut)
         stream, frames = speech_stream(audio, doc.spans, self.cfg.render.frame_shift)
         if frames != doc.span_frames:
@@ -316,7 +324,8 @@ def build_sampler(cuts, cfg: DataConfig, seed: int = 0, epoch: int = 0, world_si
 
 def build_dataloader(cfg: DataConfig | dict, cuts, tokenizer, text_sources=None, epoch: int = 0, seed: int = 0,
                      tts_cuts=None, world_size: int | None = None, rank: int | None = None,
-                     sampler_state: dict | None = None, skip_batches: int = 0) -> torch.utils.data.DataLoader:
+                     sampler_state: dict | None = None, skip_batches: int = 0,
+                     hypotheses: dict | None = None) -> torch.utils.data.DataLoader:
     """A DataLoader of ``SpeechLMBatch`` (or None for a batch with nothing usable) for one epoch.
 
     Build one per epoch (or call ``set_epoch(loader, epoch)`` between epochs): the epoch drives the sampler's shuffle,
@@ -325,7 +334,8 @@ def build_dataloader(cfg: DataConfig | dict, cuts, tokenizer, text_sources=None,
     With workers, the sampler runs ahead of the training loop by the prefetched batches, so save the number of batches
     the loop consumed this epoch instead and pass it as ``skip_batches``: the sampler is replayed that far (metadata
     only, no audio is read), which is exact with any number of workers. The tokenizer gains the special tokens of
-    ``cfg.render`` (resize the model's embeddings to ``len(tokenizer)``).
+    ``cfg.render`` (resize the model's embeddings to ``len(tokenizer)``). ``hypotheses`` (cut id -> first-pass token
+    ids) puts each ASR document's first-pass transcript after its speech (``jstip.model.first_pass``).
     """
     cfg = as_data_config(cfg)
     epoch_set = epoch_cuts(cuts, tts_cuts, cfg, epoch, seed)
@@ -339,10 +349,12 @@ def build_dataloader(cfg: DataConfig | dict, cuts, tokenizer, text_sources=None,
             if next(it, None) is None:
                 break
         sampler.load_state_dict(replay.state_dict())
-    dataset = SpeechLMDataset(tokenizer, cfg, text_sources, epoch, seed)
+    dataset = SpeechLMDataset(tokenizer, cfg, text_sources, epoch, seed, hypotheses=hypotheses)
+    # Workers are spawned, not forked: a fork taken after the parent ran OpenMP or tokenizer threads (a model loaded,
+    # an evaluation run in the same process) can leave the worker waiting forever on a lock no thread will release.
     return torch.utils.data.DataLoader(
         dataset, sampler=sampler, batch_size=None, num_workers=cfg.num_workers,
-        persistent_workers=False,
+        persistent_workers=False, multiprocessing_context="spawn" if cfg.num_workers > 0 else None,
     )
 
 

@@ -5,6 +5,7 @@ Formats (``S`` = one placeholder per speech frame, ``<N>``/``<asr>`` configurabl
 * word-level interleaved:     ``BOS A1 T2 A3 ... Tn EOS``           (no markers between modalities)
 * segment-level interleaved:  ``BOS A1 <N> T2 <N> A3 ... <N> Tn EOS``
 * ASR:                        ``BOS <asr> A transcript EOS``         (``asr_prompt`` may be a text prompt instead)
+* ASR with a first pass:      ``BOS <asr> A \nDraft: h1 ... hk \nTranscript: transcript EOS``  (``jstip.model.first_pass``)
 * text-only:                  ``BOS s1 EOS s2 EOS ... sk EOS``       (domain text, EOS after each sentence)
 
 Labels (``labels != -100`` is the loss mask) are set on the tokens of text segments, the transcript and the sentences,
@@ -48,6 +49,8 @@ class RenderConfig:
         eos_in_loss: label the EOS tokens (see the module docstring).
         frame_shift: seconds per encoder frame (0.08 = 1280 samples at 16 kHz).
         text_chunk_words: text-only documents hold consecutive sentences up to about this many words.
+        hypothesis_prefix / hypothesis_suffix: the text around a first-pass transcript in the ASR format (plain
+            words the LLM already reads, so that copying and correcting the draft is asked of it from the first step).
     """
 
     marker: str = "<N>"
@@ -60,6 +63,8 @@ class RenderConfig:
     eos_in_loss: bool = True
     frame_shift: float = FRAME_SHIFT
     text_chunk_words: int = 128
+    hypothesis_prefix: str = "\nDraft:"
+    hypothesis_suffix: str = "\nTranscript:"
 
 
 def add_special_tokens(tokenizer, cfg: RenderConfig) -> list[str]:
@@ -233,17 +238,29 @@ class Renderer:
         self._end(doc)
         return doc
 
-    def asr(self, example_id: str, text: str, start: float, end: float, cut_id: str | None = None) -> Rendered:
-        """``BOS <asr> speech transcript EOS``; the speech is the span ``[start, end)`` seconds of the cut."""
+    def asr(self, example_id: str, text: str, start: float, end: float, cut_id: str | None = None,
+            hypothesis: list[int] | None = None) -> Rendered:
+        """``BOS <asr> speech transcript EOS``; the speech is the span ``[start, end)`` seconds of the cut. With a
+        first-pass ``hypothesis`` (token ids, ``jstip.model.first_pass``): ``BOS <asr> speech PREFIX hypothesis
+        SUFFIX transcript EOS`` (``RenderConfig.hypothesis_prefix``/``_suffix``), all of it but the transcript and EOS
+        unlabelled."""
         if not text.strip():
             raise ValueError(f"{example_id}: empty transcript")
         doc = Rendered([], [], [], example_id=example_id, task="asr", cut_id=cut_id)
         self._begin(doc)
         self._put(doc, self.prompt_ids, label=False)
         self._speech(doc, start, end)
+        if hypothesis is not None:
+            self._put(doc, self.hypothesis_ids(hypothesis), label=False)
         self._put(doc, self._encode([text])[0], label=True)
         self._end(doc)
         return doc
+
+    def hypothesis_ids(self, hypothesis: list[int]) -> list[int]:
+        """A first-pass transcript (token ids) framed by ``hypothesis_prefix`` and ``hypothesis_suffix``, as it
+        follows the speech of an ASR document."""
+        prefix, suffix = self._encode([self.cfg.hypothesis_prefix, self.cfg.hypothesis_suffix])
+        return list(prefix) + [int(t) for t in hypothesis] + list(suffix)
 
     def text(self, example_id: str, sentences: list[str]) -> Rendered:
         """``BOS s1 EOS s2 EOS ... sk EOS``: text-only document."""

@@ -3,8 +3,8 @@
 :func:`evaluate_checkpoint` is the whole of ``jstip evaluate``: load, decode, score, spoken tasks, write.
 
 The prompt is the one the model was trained on (``jstip.data.render``): ``BOS <asr>`` (or the text prompt of
-``data.render.asr_prompt`` in the run's config) followed by the cut's audio; the model continues with the transcript
-and EOS. Decoding is greedy, or beam search with ``num_beams > 1`` (Hugging Face ``generate`` under
+``data.render.asr_prompt`` in the run's config) followed by the cut's audio (and, for a model with a first pass,
+its first-pass transcript); the model continues with the transcript and EOS. Decoding is greedy, or beam search with ``num_beams > 1`` (Hugging Face ``generate`` under
 :meth:`jstip.model.speechlm.SpeechLM.generate`).
 
 Cuts are decoded in batches of similar duration (sorted longest first, so that a batch pads little and the first
@@ -47,6 +47,13 @@ def asr_prompt_ids(tokenizer, config: Mapping | None = None) -> list[int]:
     renderer = Renderer(tokenizer, render_config(config))
     bos = [renderer.bos_id] if renderer.cfg.add_bos and renderer.bos_id is not None else []
     return bos + list(renderer.prompt_ids)
+
+
+def hypothesis_framing(tokenizer, config: Mapping | None = None):
+    """``Renderer.hypothesis_ids`` of the run's rendering: how a first-pass transcript is framed in its prompts."""
+    from jstip.data.render import Renderer
+
+    return Renderer(tokenizer, render_config(config)).hypothesis_ids
 
 
 def bos_ids(tokenizer, config: Mapping | None = None) -> list[int]:
@@ -126,6 +133,7 @@ def decode_cuts(
     tokens_per_second: float = TOKENS_PER_SECOND,
     rejects=None,
     progress: bool = True,
+    hypothesis_ids=None,
 ) -> dict[str, str]:
     """ASR hypotheses of ``cuts``: cut id -> transcript (special tokens removed, stripped).
 
@@ -139,7 +147,10 @@ def decode_cuts(
         max_new_tokens: hard cap of generated tokens (see the module docstring for the per-batch budget).
         rejects: a ``jstip.rejects.RejectLog`` for cuts whose audio cannot be read (None: only logged).
         progress: show a tqdm bar over utterances.
+        hypothesis_ids: frames a first-pass transcript, for a model with ``model.first_pass``
+            (:func:`hypothesis_framing` of the run's config; default: the default rendering's).
     """
+    from jstip.model.speechlm import asr_prompts
     from tqdm import tqdm
 
     from jstip.corpora.validate import too_long_for_encoder
@@ -169,7 +180,9 @@ def decode_cuts(
                 audios.append(audio)
             if batch:
                 budget = token_budget(max(float(c.duration) for c in batch), max_new_tokens, tokens_per_second)
-                out = model.generate([[prompt_ids, audio] for audio in audios], eos_id=eos, pad_id=pad,
+                if hypothesis_ids is None and getattr(model, "first_pass", None) is not None:
+                    hypothesis_ids = hypothesis_framing(tokenizer)
+                out = model.generate(asr_prompts(model, prompt_ids, audios, hypothesis_ids), eos_id=eos, pad_id=pad,
                                      max_new_tokens=budget, num_beams=num_beams, batch_size=len(batch))
                 for cut, ids in zip(batch, out):
                     hyps[cut.id] = tokenizer.decode(ids, skip_special_tokens=True).strip()
@@ -266,7 +279,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
 
     with autocast(device, precision):
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
-                           batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress)
+                           batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress,
+                           hypothesis_ids=hypothesis_framing(tokenizer, config))
     if exposure_cuts is None:  # the run's own training manifests
         train_cuts = (config.get("data") or {}).get("train_cuts")
         exposure_cuts = [train_cuts] if isinstance(train_cuts, str) else list(train_cuts or [])

@@ -60,6 +60,8 @@ def listening_figure(model, tokenizer, config, cuts, max_utterances: int | None 
     was_training = model.training
     model.eval()
     totals = {}
+    # A model with a first pass reads its transcript of the audio too: with another utterance's audio, that audio's.
+    hyps = model.hypotheses([a for _, _, a in rows]) if getattr(model, "first_pass", None) is not None else None
     try:
         for name, source in (("own", list(range(len(rows)))), ("other", partner)):
             loss_sum, count = 0.0, 0
@@ -68,7 +70,8 @@ def listening_figure(model, tokenizer, config, cuts, max_utterances: int | None 
                 for i in range(start, min(start + batch_size, len(rows))):
                     cut_id, text, _ = rows[i]
                     audio = rows[source[i]][2]
-                    doc = renderer.asr(f"{cut_id}_{name}", text, 0.0, len(audio) / SAMPLE_RATE, cut_id=cut_id)
+                    doc = renderer.asr(f"{cut_id}_{name}", text, 0.0, len(audio) / SAMPLE_RATE, cut_id=cut_id,
+                                       hypothesis=None if hyps is None else hyps[source[i]])
                     stream, _ = speech_stream(audio, doc.spans, frame_shift)
                     docs.append(doc)
                     streams.append(stream)

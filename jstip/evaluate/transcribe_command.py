@@ -90,7 +90,7 @@ def cli(checkpoint: str, in_path: str, out_path: str, num_beams: int, batch_size
     import torch
 
     from jstip.errors import InputError
-    from jstip.evaluate.decode import asr_prompt_ids, decode_cuts, evaluation_rejects
+    from jstip.evaluate.decode import asr_prompt_ids, hypothesis_framing, decode_cuts, evaluation_rejects
     from jstip.manifests import ManifestError
     from jstip.train.checkpoint_file import CheckpointFileError
     from jstip.train.run import autocast, load_checkpoint
@@ -110,7 +110,8 @@ def cli(checkpoint: str, in_path: str, out_path: str, num_beams: int, batch_size
     model = model.to(device)
     with autocast(device, "auto"):
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
-                           batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress)
+                           batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress,
+                           hypothesis_ids=hypothesis_framing(tokenizer, config))
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         for cut in cuts:

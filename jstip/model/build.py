@@ -78,7 +78,17 @@ def build_speechlm(model_cfg, tokenizer) -> SpeechLM:
     resize_for_tokenizer(llm, tokenizer, pretrained=cfg.llm.kind != "tiny")
 
     adapter = build_adapter(cfg, encoder, llm.get_input_embeddings().weight.shape[1])
-    return SpeechLM(encoder, adapter, llm, attention=cfg.attention, feature_cache=cfg.encoder.cache_dir)
+    first_pass = None
+    if cfg.first_pass:
+        from jstip.model.first_pass import CTCFirstPass
+
+        first_pass = CTCFirstPass.from_folder(cfg.first_pass, encoder, llm.get_input_embeddings().weight.detach())
+        if first_pass.stack != adapter.stack:
+            raise ValueError(f"model.first_pass={cfg.first_pass} gives one frame per "
+                             f"{first_pass.stack * encoder.frame_shift:g} s, this model one per "
+                             f"{adapter.stack * encoder.frame_shift:g} s: use the same model.frame_shift")
+    return SpeechLM(encoder, adapter, llm, attention=cfg.attention, feature_cache=cfg.encoder.cache_dir,
+                    first_pass=first_pass)
 
 
 def build_adapter(model_cfg, encoder, llm_dim: int) -> SpeechAdapter:

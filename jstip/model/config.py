@@ -99,7 +99,11 @@ class TokenizerConfig:
 
 @dataclass
 class ModelConfig:
+    """``first_pass``: a ``jstip pretrain adapter-ctc`` folder whose greedy CTC transcript of the audio follows the
+    speech in the ASR prompt (``jstip.model.first_pass``); None: the LLM reads the audio alone."""
+
     init_from: str | None = None
+    first_pass: str | None = None
     attention: str = "auto"
     frame_shift: float = 0.08
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)

@@ -29,9 +29,13 @@ class EmbeddingCTCHead(nn.Module):
         self.blank = nn.Parameter(torch.randn(dim) * 0.02)
         self.scale = nn.Parameter(torch.tensor(float(scale)))
 
-    def forward(self, frames: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        """frames (..., D), embeddings (V, D) the LLM's input embedding matrix -> (..., 1 + V') logits."""
-        table = torch.cat([self.blank[None].to(embeddings.dtype), embeddings[self.token_ids]], 0)  # (1+V', D)
+    def forward(self, frames: torch.Tensor, embeddings: torch.Tensor | None = None,
+                rows: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (..., D), and ``embeddings`` (V, D) the LLM's input embedding matrix or ``rows`` (V', D) its rows
+        of ``token_ids`` -> (..., 1 + V') logits."""
+        if rows is None:
+            rows = embeddings[self.token_ids]
+        table = torch.cat([self.blank[None].to(rows.dtype), rows], 0)  # (1+V', D)
         table = nn.functional.normalize(table.float(), dim=-1)
         frames = nn.functional.normalize(frames.float(), dim=-1)
         return self.scale * frames @ table.T

@@ -5,6 +5,7 @@
     DIR/config.json          {"format": "jstip-speechlm", "version": 1, "model": ..., "run_config": ..., "step": ...}
     DIR/speech.safetensors   the encoder's and the adapter's weights ("encoder.*", "adapter.*")
     DIR/llm/                 the LLM as a save_pretrained folder (LoRA merged into its weights) with its tokenizer
+    DIR/first_pass/          a model with ``model.first_pass``: its adapter-ctc files (``jstip.model.first_pass``)
 
 ``DIR/llm`` loads with plain ``transformers.AutoModelForCausalLM.from_pretrained`` and is what ``jstip merge --speech``
 reads; :func:`load_exported` (``SpeechLM.from_pretrained``) rebuilds the whole model from ``config.json``: the encoder
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+
+import torch
 
 FORMAT = "jstip-speechlm"
 VERSION = 1
@@ -48,12 +51,22 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    _forget_gguf_origin(llm)
     llm.save_pretrained(str(tmp / "llm"), safe_serialization=True)
     tokenizer.save_pretrained(str(tmp / "llm"))
     state = {f"encoder.{k}": v.detach().contiguous().cpu() for k, v in model.encoder.state_dict().items()}
     state.update({f"adapter.{k}": v.detach().contiguous().cpu() for k, v in model.adapter.state_dict().items()})
     save_file(state, str(tmp / "speech.safetensors"))
     model_cfg = json.loads(json.dumps(config["model"]))
+    if model.first_pass is not None:  # its three files, so the export does not depend on the training folder
+        fp = tmp / "first_pass"
+        fp.mkdir()
+        save_file({k: v.contiguous() for k, v in model.first_pass.adapter.state_dict().items()},
+                  str(fp / "adapter.safetensors"))
+        save_file({k: v.contiguous() for k, v in model.first_pass.head.state_dict().items()},
+                  str(fp / "ctc_head.safetensors"))
+        shutil.copyfile(Path(model.first_pass.path) / "adapter_ctc.json", fp / "adapter_ctc.json")
+        model_cfg["first_pass"] = "first_pass"
     model_cfg["init_from"] = None
     model_cfg.setdefault("adapter", {})["init_from"] = None
     model_cfg.setdefault("encoder", {})["cache_dir"] = None
@@ -68,6 +81,23 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
         shutil.rmtree(out)
     tmp.rename(out)
     return out
+
+
+def _forget_gguf_origin(llm) -> None:
+    """An LLM read from a GGUF file holds plain float weights (transformers dequantises them on load) but keeps a
+    GGUF quantizer marker, which makes ``save_pretrained`` refuse it; the export is an ordinary float model."""
+    quantizer = getattr(llm, "hf_quantizer", None)
+    method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
+    if quantizer is None or str(getattr(method, "value", method)) != "gguf":
+        return
+    if any(p.dtype not in (torch.float32, torch.float16, torch.bfloat16) for p in llm.parameters()):
+        raise ValueError("the LLM read from GGUF still holds quantised tensors: export needs float weights")
+    llm.hf_quantizer = None
+    llm.is_quantized = False
+    if hasattr(llm.config, "quantization_config"):
+        del llm.config.quantization_config
+    if hasattr(llm, "quantization_method"):
+        llm.quantization_method = None
 
 
 def load_exported(path: str | Path):
@@ -92,6 +122,8 @@ def load_exported(path: str | Path):
     model_cfg = json.loads(json.dumps(meta["model"]))
     model_cfg["llm"]["path"] = str(path / model_cfg["llm"]["path"])
     model_cfg["tokenizer"]["path"] = str(path / model_cfg["tokenizer"]["path"])
+    if model_cfg.get("first_pass"):
+        model_cfg["first_pass"] = str(path / model_cfg["first_pass"])
     tokenizer = load_tokenizer(path / "llm")
     model = build_speechlm(OmegaConf.create(model_cfg), tokenizer)
     state = load_file(str(path / "speech.safetensors"))

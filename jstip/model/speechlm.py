@@ -57,16 +57,22 @@ class SpeechLM(nn.Module):
         return load_exported(path)[0]
 
     def __init__(self, encoder: nn.Module, adapter: nn.Module, llm: nn.Module, attention: str = "auto",
-                 feature_cache: str | None = None) -> None:
+                 feature_cache: str | None = None, first_pass: nn.Module | None = None) -> None:
         super().__init__()
         self.encoder = encoder
         self.adapter = adapter
         self.llm = llm
+        self.first_pass = first_pass  # jstip.model.first_pass.CTCFirstPass: its transcript goes in the ASR prompt
         if attention not in ("auto", "mask", "position_ids"):
             raise ValueError(f"attention must be auto, mask or position_ids, got {attention!r}")
         self.attention = attention
         self.feature_cache_dir = feature_cache
         self._cache = None
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds of audio per speech position: the encoder's frame shift times the frames the adapter stacks."""
+        return float(self.encoder.frame_shift) * int(getattr(self.adapter, "stack", 1))
 
     def feature_cache(self):
         """The ``FeatureCache`` of a frozen encoder in eval mode (None while the encoder trains, or without a cache
@@ -92,11 +98,7 @@ class SpeechLM(nn.Module):
             (sum(stream_frames), D_llm): stream 0's frames, then stream 1's, ... each trimmed or zero-padded at its
             end to exactly ``stream_frames[s]``.
         """
-        cache = self.feature_cache()
-        if cache is not None:
-            feats, lens = cache.encode(self.encoder, audio, audio_lens)  # (S, T_enc, D_enc)
-        else:
-            feats, lens = self.encoder(audio, audio_lens)  # (S, T_enc, D_enc)
+        feats, lens = self.encoder_features(audio, audio_lens)
         out, out_lens = self.adapter(feats, lens)  # (S, T_llm, D_llm)
         pieces = []
         for s, n in enumerate(stream_frames.tolist()):
@@ -105,6 +107,31 @@ class SpeechLM(nn.Module):
                 piece = torch.cat([piece, piece.new_zeros(n - piece.shape[0], piece.shape[1])])
             pieces.append(piece)
         return torch.cat(pieces) if pieces else out.new_zeros(0, out.shape[-1])
+
+    def encoder_features(self, audio: torch.Tensor, audio_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, T_enc, D_enc) encoder frames and their lengths, from the feature cache when there is one."""
+        cache = self.feature_cache()
+        if cache is not None:
+            return cache.encode(self.encoder, audio, audio_lens)
+        return self.encoder(audio, audio_lens)
+
+    @torch.no_grad()
+    def hypotheses(self, audios: list, batch_size: int = 8) -> list[list[int]]:
+        """First-pass token ids (``model.first_pass``) of 16 kHz float audio arrays, each read as the one speech span
+        of an ASR prompt."""
+        if self.first_pass is None:
+            raise ValueError("this model has no first pass (model.first_pass)")
+        device = self.llm.get_input_embeddings().weight.device
+        out: list[list[int]] = []
+        for i in range(0, len(audios), batch_size):
+            wavs = [_frame_padded(a, self.frame_shift) for a in audios[i:i + batch_size]]
+            lens = torch.tensor([len(w) for w in wavs])
+            x = torch.zeros(len(wavs), int(lens.max()) if len(wavs) else 0)
+            for b, w in enumerate(wavs):
+                x[b, :len(w)] = w
+            feats, flen = self.encoder_features(x.to(device), lens.to(device))
+            out.extend(self.first_pass(feats, flen))
+        return out
 
     def _speech_params_zero(self, device) -> torch.Tensor:
         # A batch without speech still touches the trainable speech parameters, so that DDP sees a gradient (0) for
@@ -191,12 +218,10 @@ class SpeechLM(nn.Module):
         pieces = []
         for part in parts:
             if isinstance(part, (np.ndarray, torch.Tensor)) and torch.as_tensor(part).dtype.is_floating_point:
-                wav = torch.as_tensor(part, dtype=torch.float32).reshape(-1)
-                n = num_frames(len(wav))
-                want = n * samples_per_frame()
-                wav = nn.functional.pad(wav[:want], (0, max(0, want - len(wav))))
+                wav = _frame_padded(part, self.frame_shift)
+                want = len(wav)
                 frames = self.encode_streams(wav[None].to(device), torch.tensor([want], device=device),
-                                             torch.tensor([n]))
+                                             torch.tensor([want // samples_per_frame(self.frame_shift)]))
                 pieces.append(frames.to(self.llm.get_input_embeddings().weight.dtype))
             else:
                 ids = torch.as_tensor(list(part), dtype=torch.long, device=device)
@@ -254,16 +279,37 @@ class SpeechLM(nn.Module):
             prompt_ids: ids before the speech; default ``[BOS, <asr>]`` of ``jstip.data.render.Renderer`` (the ASR
                 format it trains on).
         """
-        if prompt_ids is None:
-            from jstip.data.render import Renderer
+        from jstip.data.render import Renderer
 
-            renderer = Renderer(tokenizer)
+        renderer = Renderer(tokenizer)
+        if prompt_ids is None:
             prompt_ids = ([renderer.bos_id] if renderer.bos_id is not None and renderer.cfg.add_bos else []) + \
                 list(renderer.prompt_ids)
-        prompts = [[prompt_ids, _audio_of(item)] for item in items]
+        audios = [_audio_of(item) for item in items]
+        prompts = asr_prompts(self, prompt_ids, audios, renderer.hypothesis_ids)
         out = self.generate(prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
                             max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size)
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+
+
+def _frame_padded(audio, frame_shift: float) -> torch.Tensor:
+    """(T,) float audio cut or zero-padded at its end to a whole number of ``frame_shift`` frames: the speech stream
+    of a one-span ASR prompt (``jstip.data.render.speech_stream``)."""
+    wav = torch.as_tensor(np.asarray(audio, dtype=np.float32)).reshape(-1)
+    want = num_frames(len(wav), frame_shift) * samples_per_frame(frame_shift)
+    return nn.functional.pad(wav[:want], (0, max(0, want - len(wav))))
+
+
+def asr_prompts(model: "SpeechLM", prompt_ids: list[int], audios: list, hypothesis_ids=None) -> list[list]:
+    """The ASR prompts of ``audios`` as ``generate`` parts: ``prompt_ids, audio`` and, for a model with a first pass,
+    its framed transcript after the audio (``hypothesis_ids``: ``jstip.data.render.Renderer.hypothesis_ids`` of the
+    run's rendering)."""
+    if getattr(model, "first_pass", None) is None:
+        return [[prompt_ids, audio] for audio in audios]
+    if hypothesis_ids is None:
+        raise ValueError("a model with a first pass needs hypothesis_ids (Renderer.hypothesis_ids) for its prompts")
+    hyps = model.hypotheses(audios)
+    return [[prompt_ids, audio, hypothesis_ids(hyp)] for audio, hyp in zip(audios, hyps)]
 
 
 def _audio_of(item) -> np.ndarray:

@@ -14,7 +14,8 @@ so that its frames have the mean norm of the LLM's token embeddings (the cosine 
 not).
 
 Outputs (``OUT/``): ``adapter.safetensors`` (``jstip train model.adapter.init_from=OUT/adapter.safetensors``),
-``ctc_head.safetensors``, ``adapter_ctc.json`` (settings and figures), ``metrics.jsonl`` (training log),
+``ctc_head.safetensors``, ``adapter_ctc.json`` (settings and figures; the three make the first pass of
+``model.first_pass``, :mod:`jstip.model.first_pass`), ``metrics.jsonl`` (training log),
 ``rejected.jsonl`` (cuts that could not be used, with the reason), and greedy CTC transcripts scored like any system:
 ``OUT/dev/`` and, with test cuts, ``OUT/test/`` (``metrics.json`` + ``hyps.jsonl``, for ``jstip report``).
 """
@@ -303,8 +304,12 @@ def train_adapter_ctc(train_cuts, out_dir, dev_cuts=None, test_cuts=None, config
         test_wer = _score_split("test", test_set, _greedy_texts(adapter, head, embeddings, test_feats, tokenizer),
                                 out, system, exposure=exposure, exposure_source=exposure_source)
     meta = {"config": config, "overrides": list(overrides), "encoder": getattr(encoder, "name", None),
-            "encoder_fingerprint": getattr(cache, "fingerprint", None), "frame_shift": mcfg.frame_shift,
-            "stack": adapter.stack, "hidden": mcfg.adapter.hidden, "llm_dim": int(embeddings.shape[1]),
+            "encoder_fingerprint": getattr(cache, "fingerprint", None) or getattr(encoder, "fingerprint", None),
+            "frame_shift": mcfg.frame_shift, "stack": adapter.stack, "hidden": mcfg.adapter.hidden,
+            "llm_dim": int(embeddings.shape[1]), "encoder_dim": int(encoder.dim),
+            "adapter": {"stack": int(adapter.stack), "hidden": int(mcfg.adapter.hidden),
+                        "layers": int(mcfg.adapter.layers), "width": int(mcfg.adapter.width),
+                        "time_masks": int(mcfg.adapter.time_masks), "max_mask": float(mcfg.adapter.max_mask)},
             "ctc_vocabulary": len(vocab), "epochs": epochs, "steps": step, "batch_size": batch_size, "lr": lr,
             "seed": seed, "output_rescale": ratio, "train_cuts": str(train_cuts), "kept": len(items),
             "rejected": rejects.count, "elapsed_s": elapsed, "dev_wer": dev_wer, "test_wer": test_wer}

@@ -85,8 +85,9 @@ class SpeechDataModule(L.LightningDataModule):
         seed: drives the sampler's shuffle and every interleaving choice.
     """
 
-    def __init__(self, cfg, tokenizer, seed: int = 0, train_cuts=None, rejects=None) -> None:
+    def __init__(self, cfg, tokenizer, seed: int = 0, train_cuts=None, rejects=None, hypotheses=None) -> None:
         super().__init__()
+        self.hypotheses = hypotheses  # cut id -> first-pass token ids (model.first_pass), or None
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.seed = int(seed)
@@ -129,7 +130,7 @@ class SpeechDataModule(L.LightningDataModule):
         world_size, rank = self._world()
         return build_dataloader(self.data_cfg, self.train_cuts, self.tokenizer, self.text_sources, epoch=epoch,
                                 seed=self.seed, tts_cuts=self.tts_cuts, world_size=world_size, rank=rank,
-                                skip_batches=skip)
+                                skip_batches=skip, hypotheses=self.hypotheses)
 
     def val_dataloader(self):
         from omegaconf import OmegaConf
@@ -143,7 +144,7 @@ class SpeechDataModule(L.LightningDataModule):
             cfg.weights = dict(self.cfg.dev_weights)
         world_size, rank = self._world()
         return build_dataloader(cfg, self.dev_cuts, self.tokenizer, self.text_sources, epoch=0, seed=self.seed,
-                                world_size=world_size, rank=rank)
+                                world_size=world_size, rank=rank, hypotheses=self.hypotheses)
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         return None if batch is None else batch.to(device)

@@ -183,6 +183,23 @@ def _warn_frozen_random_encoder(cfg) -> None:
         print(f"warning: {msg}", file=sys.stderr)
 
 
+def sync_frame_shift(cfg) -> None:
+    """``model.frame_shift`` is the one setting of the seconds per speech position: the data's placeholders
+    (``data.render.frame_shift``) follow it, so that every speech position gets an adapter frame.
+
+    Raises:
+        ValueError: ``data.render.frame_shift`` was set to something else (set ``model.frame_shift`` instead).
+    """
+    from omegaconf import OmegaConf
+
+    want = float(cfg.model.get("frame_shift") or 0.08)
+    have = (cfg.data.get("render") or {}).get("frame_shift")
+    if have is not None and abs(float(have) - want) > 1e-9:
+        raise ValueError(f"data.render.frame_shift={have} disagrees with model.frame_shift={want}: the adapter gives "
+                         "one frame per model.frame_shift; set model.frame_shift only")
+    OmegaConf.update(cfg, "data.render.frame_shift", want, force_add=True)
+
+
 def train(cfg) -> Path:
     """Train (or resume) the run of ``cfg``; returns ``exp_dir``. See ``jstip/conf/tiny.yaml`` for the keys."""
     import lightning as L
@@ -194,6 +211,7 @@ def train(cfg) -> Path:
     from jstip.train.module import SpeechLMModule
 
     check_required(cfg)
+    sync_frame_shift(cfg)
     _use_the_llms_tokenizer(cfg)
     _warn_frozen_random_encoder(cfg)
     exp_dir = Path(cfg.exp_dir)
@@ -228,6 +246,17 @@ def train(cfg) -> Path:
                             save_frozen=bool(cfg.checkpoint.get("save_frozen", False)),
                             inherited_keys=inherited_state_keys(cfg.model.get("init_from")))
     data = SpeechDataModule(cfg.data, tokenizer, seed=int(cfg.seed), train_cuts=train_cuts, rejects=rejects)
+    if model.first_pass is not None:
+        from jstip.model.first_pass import hypotheses_of_cuts
+
+        # The first-pass transcripts of the training (and TTS) cuts, decoded once with the first pass's masks on
+        # (see jstip.model.first_pass); dev's in eval mode, as test will be.
+        hypotheses = hypotheses_of_cuts(model, train_cuts, noisy=True, desc="first pass (train)")
+        if data.tts_cuts is not None:
+            hypotheses.update(hypotheses_of_cuts(model, data.tts_cuts, noisy=True, desc="first pass (tts)"))
+        if data.dev_cuts is not None:
+            hypotheses.update(hypotheses_of_cuts(model, data.dev_cuts, desc="first pass (dev)"))
+        data.hypotheses = hypotheses
 
     tcfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     strategy = tcfg.pop("strategy", "auto")

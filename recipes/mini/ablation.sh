@@ -3,12 +3,13 @@
 # set, same baseline) with one thing changed, then one report compares every row with the mini run's final model.
 #
 #   bash recipes/mini/ablation.sh --out OUT                      # every row, in the order below
-#   bash recipes/mini/ablation.sh --out OUT frozen_llm frame160  # some rows
+#   bash recipes/mini/ablation.sh --out OUT frozen_llm frame80   # some rows
 #
 # OUT is a finished `jstip demo` / recipes/mini output folder (PRIORS=pretrained, stages 0-7 done). Rows:
+#   no_first_pass the LLM reads the audio alone (FIRST_PASS=0): no CTC transcript in the ASR prompt
 #   frozen_llm    no LoRA: stages 1-2 train the adapter only; SmolLM2-135M stays as it ships
 #   adapter256    the adapter's MLP 256 wide instead of 1024 (and no context layers: a plain frame-stacking MLP)
-#   frame160      one LLM speech position per 160 ms instead of 80 ms (8 Whisper frames stacked, not 4)
+#   frame80       one LLM speech position per 80 ms instead of 160 ms (4 Whisper frames stacked, not 8)
 #   whisper_base  Whisper base (encoder 19.8M) instead of tiny.en (7.6M) as the encoder (BASE_BASELINE=1 also scores
 #                 Whisper base zero-shot: about twice the tiny.en baseline's time)
 #   scratch       the from-scratch priors (PRIORS=scratch): a CTC encoder and a 0.1M tiny LLM trained on the corpus
@@ -24,12 +25,12 @@ rows=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) [ $# -ge 2 ] || { echo "[ablation] error: --out needs a folder" >&2; exit 2; }; base=$2; shift 2 ;;
-    -h|--help) sed -n 2,18p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,19p "$0"; exit 0 ;;
     -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     *) rows+=("$1"); shift ;;
   esac
 done
-all=(frozen_llm adapter256 frame160 whisper_base scratch)
+all=(no_first_pass frozen_llm adapter256 frame80 whisper_base scratch)
 [ ${#rows[@]} -gt 0 ] || rows=("${all[@]}")
 [ -n "$base" ] || { echo "[ablation] error: --out OUT (a finished mini run) is required" >&2; exit 2; }
 base=$(cd "$base" && pwd)
@@ -56,9 +57,10 @@ names=() runs=()
 for row in "${rows[@]}"; do
   env_row=()
   case "$row" in
+    no_first_pass) setup_row "$row" 1 1 1; env_row=(FIRST_PASS=0) ;;
     frozen_llm) setup_row "$row" 1 1 1; env_row=(LLM_TRAINING=frozen) ;;
     adapter256) setup_row "$row" 1 1 0; env_row=("MODEL_OVERRIDES=model.adapter.hidden=256 model.adapter.layers=0") ;;
-    frame160) setup_row "$row" 1 1 0; env_row=("MODEL_OVERRIDES=model.frame_shift=0.16") ;;
+    frame80) setup_row "$row" 1 1 0; env_row=("MODEL_OVERRIDES=model.frame_shift=0.08") ;;
     whisper_base) setup_row "$row" 0 0 0; env_row=(WHISPER=base BASELINE="${BASE_BASELINE:-0}") ;;
     scratch) setup_row "$row" 1 0 0; env_row=(PRIORS=scratch) ;;
     *) echo "[ablation] error: unknown row $row (rows: ${all[*]})" >&2; exit 2 ;;

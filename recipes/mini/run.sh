@@ -12,16 +12,17 @@
 #   2 interleaving statistics            5 train stage 1 (ASR)       6 train stage 2 (JSTIP: ASR + interleaved + text)
 #   3 baseline: Whisper zero-shot        7 evaluate on test          8 report
 # Environment: PRIORS (pretrained | scratch), WHISPER (tiny.en; base, a Hugging Face Whisper folder or a model.bin),
-# LLM_TRAINING (lora: LoRA on the LLM in stages 5-6; frozen: the adapter alone), NUM_UTTERANCES, NJ, SEED,
-# ADAPTER_EPOCHS, STAGE1_STEPS, STAGE2_STEPS, EVAL_UTTERANCES, SPOKEN_ITEMS (0: none), EVAL_STAGE1 (1: evaluate
-# the stage-1 model too), BASELINE (1; 0 skips stage 3),
-# MODEL_OVERRIDES (Hydra overrides of the model, for stages 4-6: model.frame_shift=0.16 model.adapter.hidden=256),
+# LLM_TRAINING (lora: LoRA on the LLM in stages 5-6; frozen: the adapter alone), FIRST_PASS (1: the CTC warm
+# start's transcript in the ASR prompt; 0: the LLM reads the audio alone), NUM_UTTERANCES, NJ, SEED,
+# ADAPTER_EPOCHS, STAGE1_STEPS, STAGE2_STEPS, EVAL_UTTERANCES, EVAL_BEAM (2), SPOKEN_ITEMS (0: none), EVAL_STAGE1
+# (1: evaluate the stage-1 model too), BASELINE (1; 0 skips stage 3),
+# MODEL_OVERRIDES (Hydra overrides of the model, for stages 4-6: model.frame_shift=0.08 model.adapter.hidden=256),
 # TRAIN_OVERRIDES (extra Hydra overrides of stages 5-6), and with PRIORS=scratch CTC_STEPS, LM_STEPS.
 set -euo pipefail
 
 recipe=mini
 out=recipes/mini/exp
-help_lines=2,19
+help_lines=2,20
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/stages.sh"
 
 JSTIP=${JSTIP:-jstip}
@@ -39,10 +40,12 @@ LM_STEPS=${LM_STEPS:-2000}
 EVAL_UTTERANCES=${EVAL_UTTERANCES:-}    # empty = the whole test set
 SPOKEN_ITEMS=${SPOKEN_ITEMS:-5}         # items per spoken task (modality gap, instructions, QA); 0 = none
 EVAL_STAGE1=${EVAL_STAGE1:-0}           # 1: evaluate the stage-1 model too (a row of the report)
+EVAL_BEAM=${EVAL_BEAM:-2}               # beams of the speech-LLM's decoding in stage 7 (1 = greedy)
 BASELINE=${BASELINE:-1}
 TRAIN_OVERRIDES=${TRAIN_OVERRIDES:-}
 MODEL_OVERRIDES=${MODEL_OVERRIDES:-}
 LLM_TRAINING=${LLM_TRAINING:-lora}
+FIRST_PASS=${FIRST_PASS:-1}             # 1: the adapter-ctc transcript follows the speech in the ASR prompt (stages 5-7)
 case "$PRIORS" in
   pretrained) STAGE1_STEPS=${STAGE1_STEPS:-200}; STAGE2_STEPS=${STAGE2_STEPS:-100} ;;
   scratch) STAGE1_STEPS=${STAGE1_STEPS:-1500}; STAGE2_STEPS=${STAGE2_STEPS:-1200} ;;
@@ -85,6 +88,9 @@ fi
 
 eval_args=(--cuts "$data/aligned/test/cuts.jsonl.gz")
 if [ -n "$EVAL_UTTERANCES" ]; then eval_args+=(--max-utterances "$EVAL_UTTERANCES"); fi
+# Beam search: on the mini test set, 2 beams cut the speech-LLM's insertions (first 100 utterances: WER 33.3% greedy,
+# 29.8% with 2 beams, 28.5% with 4) at about the cost of greedy decoding; 4 beams add ~1.5 min.
+model_eval=("${eval_args[@]}" --beam "$EVAL_BEAM")
 
 if run_stage 3 baseline; then
   # What a user would pick instead: Whisper zero-shot with its own decoder (openai-whisper's temperature fallback).
@@ -106,7 +112,7 @@ if [ "$PRIORS" = pretrained ]; then
     "${model_extra[@]}"
   )
   if run_stage 4 priors; then
-    # The adapter learns to put each 80 ms of Whisper frames near the LLM embedding of the token spoken there (CTC
+    # The adapter learns to put each 160 ms of Whisper frames near the LLM embedding of the token spoken there (CTC
     # over SmolLM2's vocabulary, no LLM pass); its greedy CTC transcripts of test are a system row of the report.
     $JSTIP pretrain adapter-ctc --config-name "$config" --train-cuts "$data/aligned/train/cuts.jsonl.gz" \
       --dev-cuts "$data/aligned/dev/cuts.jsonl.gz" --test-cuts "$data/aligned/test/cuts.jsonl.gz" \
@@ -118,11 +124,15 @@ if [ "$PRIORS" = pretrained ]; then
   # Stages 1 and 2 train the adapter (from its CTC warm start) and LoRA weights of the LLM; encoder and LLM weights
   # stay frozen. The paper's adapter-only stage 1 left SmolLM2 paraphrasing and looping at this budget (150 steps:
   # test WER 96.5%; after 200 more JSTIP steps with LoRA 67.1%): LLM_TRAINING=frozen trains the adapter alone.
-  stage1=(model.adapter.init_from="$exp/adapter_ctc/adapter.safetensors" "${trainable[@]}")
+  # With FIRST_PASS=1 the CTC warm start is also the first pass: its transcript of the audio follows the speech in
+  # the ASR prompt, and the LLM learns to write the transcript from both (jstip/model/first_pass.py).
+  first_pass=()
+  if [ "$FIRST_PASS" = 1 ]; then first_pass=(model.first_pass="$exp/adapter_ctc"); fi
+  stage1=(model.adapter.init_from="$exp/adapter_ctc/adapter.safetensors" "${trainable[@]}" "${first_pass[@]}")
   # Stage-2 batches add text and interleaved documents to their speech: 15 s of speech keeps a step near stage 1's.
   # A lower peak learning rate than stage 1's, as in the paper: at stage 1's 1e-3, 100 JSTIP steps pulled the LoRA
   # weights towards the LLM's prior (test WER 44.7% -> 64.5%, listening +2.70 -> +1.33 nats); at 3e-4, 45.9%, +2.12.
-  stage2=("${trainable[@]}" data.max_duration=15 train.optim.lr=3e-4)
+  stage2=("${trainable[@]}" data.max_duration=15 train.optim.lr=3e-4 "${first_pass[@]}")
   names=("$WHISPER zero-shot" "CTC ($WHISPER encoder + adapter)")
 else
   config=tiny
@@ -170,13 +180,13 @@ if run_stage 7 evaluate; then
   if [ "$SPOKEN_ITEMS" = 0 ]; then spoken=(--no-spoken-tasks); fi
   if [ "$PRIORS" = scratch ] && [ "$EVAL_STAGE1" = 1 ]; then
     $JSTIP evaluate --checkpoint "$exp/untrained/checkpoints/last.ckpt" --out "$exp/eval_untrained" \
-      "${eval_args[@]}" "${spoken[@]}"
+      "${model_eval[@]}" "${spoken[@]}"
   fi
   if [ "$EVAL_STAGE1" = 1 ]; then
-    $JSTIP evaluate --checkpoint "$exp/stage1/checkpoints/last.ckpt" --out "$exp/eval_stage1" "${eval_args[@]}" \
+    $JSTIP evaluate --checkpoint "$exp/stage1/checkpoints/last.ckpt" --out "$exp/eval_stage1" "${model_eval[@]}" \
       --no-spoken-tasks --listen-utterances 0
   fi
-  $JSTIP evaluate --checkpoint "$exp/stage2/checkpoints/last.ckpt" --out "$exp/eval" "${eval_args[@]}" "${spoken[@]}"
+  $JSTIP evaluate --checkpoint "$exp/stage2/checkpoints/last.ckpt" --out "$exp/eval" "${model_eval[@]}" "${spoken[@]}"
   done_stage 7 evaluate
 fi
 

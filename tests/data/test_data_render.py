@@ -192,3 +192,19 @@ def test_padded_cut_gives_the_same_stream(tts_cuts, tokenizer):
     pdoc, pstream = ds.render_cut(cut.pad(duration=cut.duration + 0.7, direction="left"), "word_il")
     assert pdoc.task == "word_il" and pdoc.span_frames == doc.span_frames
     assert np.array_equal(stream, pstream)
+
+
+def test_asr_with_a_first_pass_hypothesis(tts_cuts, tokenizer):
+    """``BOS <asr> speech PREFIX hypothesis SUFFIX transcript EOS``: only the transcript (and EOS) is labelled."""
+    r = Renderer(tokenizer)
+    cut = tts_cuts["d1"]
+    plain = r.asr("x", cut.supervisions[0].text, 0.0, cut.duration)
+    hyp = tokenizer(" a draft", add_special_tokens=False)["input_ids"]
+    doc = r.asr("x", cut.supervisions[0].text, 0.0, cut.duration, hypothesis=hyp)
+    framed = r.hypothesis_ids(hyp)
+    assert tokenizer.decode(framed) == "\nDraft: a draft\nTranscript:"
+    after = 2 + sum(doc.speech_mask)
+    assert doc.input_ids[after:after + len(framed)] == framed
+    assert doc.labels[after:after + len(framed)] == [IGNORE_INDEX] * len(framed)
+    assert [x for x in doc.labels if x != IGNORE_INDEX] == [x for x in plain.labels if x != IGNORE_INDEX]
+    assert len(doc) == len(plain) + len(framed) and doc.span_frames == plain.span_frames

@@ -58,7 +58,7 @@ def test_the_adapter_starts_a_speech_llm_and_has_the_llm_embedding_norm(adapter_
     out, _ = adapter_ctc
     tok = load_tokenizer(smollm2_gguf_path())
     add_special_tokens(tok, RenderConfig())
-    cfg = {"encoder": {"kind": "whisper"}, "llm": {"kind": "gguf"},
+    cfg = {"encoder": {"kind": "whisper"}, "llm": {"kind": "gguf"}, "frame_shift": 0.16,  # whisper_smollm2's
            "adapter": {"layers": 1, "width": 64, "hidden": 64, "init_from": str(out / "run" / "adapter.safetensors")}}
     model = build_speechlm(cfg, tok).eval()
     feats = torch.randn(1, 40, model.encoder.dim)
@@ -69,3 +69,86 @@ def test_the_adapter_starts_a_speech_llm_and_has_the_llm_embedding_norm(adapter_
     bad = dict(cfg, adapter=dict(cfg["adapter"], hidden=32))
     with pytest.raises(ValueError, match="do not fit this model's adapter"):
         build_speechlm(bad, tok)
+
+
+def test_the_first_pass_reproduces_the_ctc_transcripts_trains_evaluates_and_exports(adapter_ctc, mini_corpus,
+                                                                                   tmp_path):
+    """model.first_pass: the adapter-ctc folder's transcript goes after the speech in the ASR prompt, in training,
+    decoding, the listening figure and the export."""
+    from lhotse import CutSet
+
+    from jstip.audio import load_cut_audio
+    from jstip.cli import main
+    from jstip.model.export import load_exported
+    from jstip.train.run import load_checkpoint
+
+    out, _ = adapter_ctc
+    run = out / "run"
+    size = ["model.adapter.layers=1", "model.adapter.width=64", "model.adapter.hidden=64"]
+    args = [f"data.train_cuts={mini_corpus / 'train' / 'cuts.jsonl.gz'}",
+            f"data.dev_cuts={mini_corpus / 'dev' / 'cuts.jsonl.gz'}", f"exp_dir={tmp_path / 's1'}",
+            "logger.wandb=false", "trainer.enable_progress_bar=false", "num_threads=1", "trainer.max_steps=2",
+            "checkpoint.every_n_steps=2", "trainer.val_check_interval=2", "trainer.limit_val_batches=1",
+            f"model.encoder.cache_dir={out / 'features'}", "train.lora.enabled=true", "train.trainable=[adapter,llm]",
+            "data.max_duration=8", f"model.first_pass={run}", f"model.adapter.init_from={run / 'adapter.safetensors'}",
+            *size]
+    result = CliRunner().invoke(main, ["train", "--config-name", "whisper_smollm2", *args], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ckpt = tmp_path / "s1" / "checkpoints" / "last.ckpt"
+    model, tok, _ = load_checkpoint(ckpt)
+    assert model.first_pass is not None and not any(p.requires_grad for p in model.first_pass.parameters())
+
+    # The first pass of the speech-LLM is the adapter-ctc recogniser: the same transcripts as its own test decoding.
+    test = CutSet.from_file(mini_corpus / "test" / "cuts.jsonl.gz").to_eager()
+    ctc = {json.loads(line)["id"]: json.loads(line)["hyp"] for line in (run / "test" / "hyps.jsonl").open()}
+    cuts = [c for c in test][:3]
+    got = [tok.decode(ids, skip_special_tokens=True).strip() for ids in model.hypotheses([load_cut_audio(c)
+                                                                                          for c in cuts])]
+    assert got == [ctc[c.id] for c in cuts]
+
+    # Decoding puts it in the prompt after the audio, framed as in training.
+    from jstip.data.render import Renderer
+    from jstip.model.speechlm import asr_prompts
+
+    prompts = asr_prompts(model, [1, 2], [load_cut_audio(cuts[0])], Renderer(tok).hypothesis_ids)
+    text = tok.decode(prompts[0][2])
+    assert text.startswith("\nDraft:") and text.endswith("\nTranscript:") and ctc[cuts[0].id] in text
+
+    res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(ckpt), "--cuts",
+                                    str(mini_corpus / "test" / "cuts.jsonl.gz"), "--out", str(tmp_path / "eval"),
+                                    "--max-utterances", "2", "--no-spoken-tasks", "--no-progress",
+                                    "--max-new-tokens", "8", "--listen-utterances", "2"])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["num_utterances"] == 2 and metrics["listening"]["loss_own"] > 0
+
+    # The export carries the first pass: it no longer needs the adapter-ctc folder.
+    res = CliRunner().invoke(main, ["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")])
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in (tmp_path / "export" / "first_pass").iterdir()) == sorted(
+        ["adapter.safetensors", "ctc_head.safetensors", "adapter_ctc.json"])
+    exported, etok, _ = load_exported(tmp_path / "export")
+    again = [etok.decode(ids, skip_special_tokens=True).strip() for ids in exported.hypotheses([load_cut_audio(cuts[0])])]
+    assert again == [ctc[cuts[0].id]]
+
+
+def test_a_first_pass_folder_that_does_not_fit_is_a_clear_error(adapter_ctc, tmp_path):
+    import shutil
+
+    from jstip.data.render import RenderConfig, add_special_tokens
+    from jstip.model.build import build_speechlm
+    from jstip.model.llm import smollm2_gguf_path
+    from jstip.model.tokenizer import load_tokenizer
+
+    out, _ = adapter_ctc
+    tok = load_tokenizer(smollm2_gguf_path())
+    add_special_tokens(tok, RenderConfig())
+    broken = tmp_path / "broken"
+    shutil.copytree(out / "run", broken)
+    (broken / "ctc_head.safetensors").unlink()
+    cfg = {"encoder": {"kind": "whisper"}, "llm": {"kind": "gguf"}, "adapter": {"layers": 1, "width": 64, "hidden": 64}}
+    with pytest.raises(FileNotFoundError, match="ctc_head.safetensors not found"):
+        build_speechlm(dict(cfg, first_pass=str(broken)), tok)
+    # A model of another frame rate than the first pass (80 ms positions, a 160 ms first pass).
+    with pytest.raises(ValueError, match="use the same model.frame_shift"):
+        build_speechlm(dict(cfg, first_pass=str(out / "run"), frame_shift=0.08), tok)

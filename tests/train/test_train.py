@@ -272,3 +272,18 @@ def test_spoken_tasks_are_opt_in():
     assert _spoken_selection(None, (), 5) is True
     assert _spoken_selection(None, ("modality_gap",), None) == ["modality_gap"]
     assert _spoken_selection(False, ("modality_gap",), 5) is False
+
+
+def test_the_data_placeholders_follow_model_frame_shift():
+    """One setting for the seconds per speech position: data.render.frame_shift follows model.frame_shift (a 160 ms
+    model fed 80 ms placeholders would get zeros at half of its speech positions)."""
+    from omegaconf import OmegaConf
+
+    from jstip.train.run import sync_frame_shift
+
+    cfg = OmegaConf.create({"model": {"frame_shift": 0.16}, "data": {}})
+    sync_frame_shift(cfg)
+    assert cfg.data.render.frame_shift == 0.16
+    clash = OmegaConf.create({"model": {"frame_shift": 0.16}, "data": {"render": {"frame_shift": 0.08}}})
+    with pytest.raises(ValueError, match="set model.frame_shift only"):
+        sync_frame_shift(clash)
