@@ -29,7 +29,8 @@ Examples::
     "hello she said it's 5 o'clock"
 
 The rules are versioned (:data:`NORMALIZER_VERSION`) and the version is written into every ``metrics.json``, so
-figures computed under different rules are never compared by accident.
+figures computed under different rules are never compared by accident. ``whisper`` (:func:`normalize_text_whisper`)
+is Whisper's English normaliser instead, for figures comparable with published Whisper WERs.
 """
 
 from __future__ import annotations
@@ -88,9 +89,30 @@ def whitespace_words(text: str) -> list[str]:
     return text.split()
 
 
+_WHISPER = None
+
+
+def normalize_text_whisper(text: str) -> str:
+    """Whisper's English text normaliser (openai-whisper's ``EnglishTextNormalizer``, from the ``whisper-normalizer``
+    package): numbers spelled out become digits (``two point five million`` -> ``2500000``, ``ninety percent`` ->
+    ``90%``), British spellings become American (``colour`` -> ``color``), contractions and titles are expanded
+    (``let's`` -> ``let us``, ``Dr.`` -> ``doctor``), fillers (``um``, ``hmm``) and bracketed markup are dropped. The
+    normaliser of published Whisper and Open ASR Leaderboard WERs; ``english-v2`` is jstip's default."""
+    global _WHISPER
+    if _WHISPER is None:
+        try:
+            from whisper_normalizer.english import EnglishTextNormalizer
+        except ImportError as e:  # a dependency of jstip; only a broken environment lacks it
+            raise ImportError("the whisper normaliser needs the whisper-normalizer package: pip install -c "
+                              "constraints.txt whisper-normalizer") from e
+        _WHISPER = EnglishTextNormalizer()
+    return " ".join(_WHISPER(text).split())
+
+
 NORMALIZERS = {
     NORMALIZER_VERSION: normalize_text,
     "english-v1": normalize_text_v1,
+    "whisper": normalize_text_whisper,
     "none": lambda text: " ".join(text.split()),
 }
 """Normalisers by name, as accepted by ``jstip score --normalizer``."""

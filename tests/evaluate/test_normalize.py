@@ -42,3 +42,58 @@ def test_english_v2_removes_transcript_markup_and_v1_keeps_it():
     assert NORMALIZER_VERSION == "english-v2"
     assert NORMALIZERS["english-v2"](text) == "i went to the store a b c"
     assert NORMALIZERS["english-v1"](text) == "i hes went laughter to the unk store cutoff x a b c"
+
+
+# Expected outputs of the reference implementation (openai-whisper's EnglishTextNormalizer), from the cases of its own
+# test suite (openai-whisper, tests/test_normalizer.py): numbers, currencies, British spellings, contractions, titles.
+WHISPER_REFERENCE = [
+    ("thirty one", "31"),
+    ("nineteen ninety nine", "1999"),
+    ("two point five million", "2500000"),
+    ("200 thousand dollars", "$200000"),
+    ("forty three thousand two hundred and sixty", "43260"),
+    ("nineteen fifties", "1950s"),
+    ("july third twenty twenty", "july 3rd 2020"),
+    ("two point two five dollars", "$2.25"),
+    ("ninety percent", "90%"),
+    ("seventy six per cent", "76%"),
+    ("double oh seven", "007"),
+    ("two dollars and seventy cents", "$2.70"),
+    ("minus 500", "-500"),
+    ("b747", "b 747"),
+    ("mobilisation", "mobilization"),
+    ("Let's", "let us"),
+    ("he's like", "he is like"),
+    ("she's been like", "she has been like"),
+    ("10km", "10 km"),
+    ("Mr. Park visited Assoc. Prof. Kim Jr.", "mister park visited associate professor kim junior"),
+]
+
+
+@pytest.mark.parametrize("text,expected", WHISPER_REFERENCE)
+def test_the_whisper_normalizer_matches_the_reference_implementation(text, expected):
+    assert NORMALIZERS["whisper"](text) == expected
+
+
+def test_jstip_score_with_the_whisper_normalizer(tmp_path):
+    """Writing conventions Whisper's normaliser forgives (numbers spelled out, British spelling, contractions) cost
+    nothing under it and are errors under english-v2."""
+    import json
+
+    from click.testing import CliRunner
+
+    from jstip.evaluate.score_command import cli
+
+    ref, hyp = tmp_path / "ref.jsonl", tmp_path / "hyp.jsonl"
+    ref.write_text(json.dumps({"id": "a", "text": "Let's paint the colour at 90% by July 3rd 2020."}) + "\n")
+    hyp.write_text(json.dumps({"id": "a", "hyp": "let us paint the color at ninety percent by july third twenty "
+                                                 "twenty"}) + "\n")
+    wers = {}
+    for name in ("whisper", "english-v2"):
+        res = CliRunner().invoke(cli, ["--ref", str(ref), "--hyp", str(hyp), "--out", str(tmp_path / name),
+                                       "--normalizer", name])
+        assert res.exit_code == 0, res.output
+        metrics = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert metrics["normalizer"] == name
+        wers[name] = metrics["wer"]
+    assert wers["whisper"] == 0.0 and wers["english-v2"] > 0.3
