@@ -68,12 +68,19 @@ class LazyGroup(click.Group):
               help="Let lhotse run 'command' audio sources of the manifests (shell commands that produce the audio). "
                    "Off by default: a manifest is data, and jstip refuses (rejects) such cuts. Same as "
                    "JSTIP_ALLOW_COMMAND_AUDIO=1.")
-def main(allow_command_audio: bool) -> None:
+@click.option("--verbose", "-v", is_flag=True, default=False,
+              help="Also print the traceback behind a one-line input error (for a bug report). Same as "
+                   "JSTIP_VERBOSE=1.")
+def main(allow_command_audio: bool, verbose: bool) -> None:
     """jstip: speech-LLMs for ASR with joint speech-text interleaved pretraining.
 
     Typical flow: prepare -> (synthesize) -> align -> interleave -> train -> evaluate -> report.
     Every command has --help.
     """
+    if verbose:
+        from jstip.errors import set_verbose
+
+        set_verbose()
     if allow_command_audio:
         from jstip.audio import allow_command_sources
 

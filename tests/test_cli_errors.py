@@ -52,3 +52,12 @@ def test_a_file_that_is_not_a_cut_manifest(tmp_path, not_a_manifest, mini_corpus
 def test_a_file_that_is_not_a_jstip_checkpoint(tmp_path, not_a_manifest, mini_corpus):
     one_line_error(jstip("evaluate", "--checkpoint", not_a_manifest, "--cuts", mini_corpus / "test" / "cuts.jsonl.gz",
                          "--out", tmp_path / "e"), "not a torch checkpoint", "last.ckpt")
+
+
+def test_verbose_shows_the_traceback_behind_the_one_line_error(tmp_path, not_a_manifest, mini_corpus):
+    args = ["evaluate", "--checkpoint", not_a_manifest, "--cuts", mini_corpus / "test" / "cuts.jsonl.gz",
+            "--out", tmp_path / "e"]
+    r = jstip("--verbose", *args)
+    assert r.returncode == 2 and "Traceback" in r.stderr
+    assert r.stderr.rstrip().splitlines()[-1].startswith("Error:") and "not a torch checkpoint" in r.stderr
+    one_line_error(jstip(*args), "not a torch checkpoint")  # without it: the one line only

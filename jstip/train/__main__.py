@@ -120,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except (ManifestError, CheckpointFileError, FileNotFoundError) as e:
+        from jstip.errors import show_traceback
+
+        show_traceback(e)
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"done: {exp_dir}/metrics.jsonl, {exp_dir}/checkpoints/")
