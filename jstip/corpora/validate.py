@@ -88,24 +88,31 @@ class CutScreen:
         return reason
 
 
-def too_long_for_encoder(cut, encoder) -> str | None:
+def too_long_for_encoder(cut, encoder, frame_shift: float | None = None) -> str | None:
     """Why ``cut`` is longer than ``encoder`` takes at once (its ``max_input_seconds``, e.g. Whisper's 30 s), or
-    None."""
+    None. With ``frame_shift`` (seconds per speech position) the audio is counted as the model pads it, to whole
+    frames: at 160 ms a 30 s cut becomes 188 frames, 30.08 s."""
     limit = getattr(encoder, "max_input_seconds", None)
-    if limit is not None and cut.duration > limit:
+    seconds = float(cut.duration)
+    if frame_shift:
+        from jstip.data.batch import num_frames
+
+        seconds = num_frames(int(round(seconds * 16000)), frame_shift) * frame_shift
+    if limit is not None and seconds > limit + 1e-9:
         return (f"cut of {cut.duration:.1f} s is longer than the {limit:g} s the {type(encoder).__name__} encodes at "
                 "once: split it into shorter utterances")
     return None
 
 
-def drop_too_long(cuts, encoder, rejects: RejectLog, what: str = "train") -> CutSet:
+def drop_too_long(cuts, encoder, rejects: RejectLog, what: str = "train",
+                  frame_shift: float | None = None) -> CutSet:
     """``cuts`` without those :func:`too_long_for_encoder` finds, each written to ``rejects`` (once)."""
     from jstip.rejects import rejected_ids
 
     done = rejected_ids(rejects.path, rejects.stage)
     kept = []
     for cut in cuts:
-        reason = too_long_for_encoder(cut, encoder)
+        reason = too_long_for_encoder(cut, encoder, frame_shift)
         if reason is None:
             kept.append(cut)
         elif cut.id not in done:

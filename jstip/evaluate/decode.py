@@ -157,7 +157,7 @@ def decode_cuts(
 
     kept = []
     for cut in cuts:
-        reason = too_long_for_encoder(cut, getattr(model, "encoder", None))
+        reason = too_long_for_encoder(cut, getattr(model, "encoder", None), getattr(model, "frame_shift", None))
         if reason is None:
             kept.append(cut)
         else:  # rejected, and scored as missing like unreadable audio

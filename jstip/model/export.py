@@ -65,6 +65,9 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
                   str(fp / "adapter.safetensors"))
         save_file({k: v.contiguous() for k, v in model.first_pass.head.state_dict().items()},
                   str(fp / "ctc_head.safetensors"))
+        # The embedding rows its head scores against, as trained (the exported LLM's may have moved).
+        save_file({k: v.contiguous() for k, v in model.first_pass.state_dict().items()},
+                  str(fp / "first_pass.safetensors"))
         shutil.copyfile(Path(model.first_pass.path) / "adapter_ctc.json", fp / "adapter_ctc.json")
         model_cfg["first_pass"] = "first_pass"
     model_cfg["init_from"] = None
@@ -127,6 +130,8 @@ def load_exported(path: str | Path):
     tokenizer = load_tokenizer(path / "llm")
     model = build_speechlm(OmegaConf.create(model_cfg), tokenizer)
     state = load_file(str(path / "speech.safetensors"))
+    if model.first_pass is not None and (path / "first_pass" / "first_pass.safetensors").is_file():
+        model.first_pass.load_state_dict(load_file(str(path / "first_pass" / "first_pass.safetensors")))
     for name in ("encoder", "adapter"):
         part = {k[len(name) + 1:]: v for k, v in state.items() if k.startswith(name + ".")}
         missing, unexpected = getattr(model, name).load_state_dict(part, strict=False)

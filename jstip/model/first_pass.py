@@ -116,7 +116,8 @@ class CTCFirstPass(nn.Module):
         was_training = self.adapter.training
         self.adapter.train(noisy)
         try:
-            with torch.no_grad():
+            # fp32 whatever autocast the caller runs under: the drafts of training were decoded in fp32
+            with torch.no_grad(), torch.autocast(device_type=feats.device.type, enabled=False):
                 frames, flen = self.adapter(feats.float(), lens)
                 logits = self.head(frames, rows=self.rows)
         finally:
@@ -134,12 +135,14 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
         raise ValueError("the model has no first pass (model.first_pass)")
     from tqdm import tqdm
 
+    encoder_mode = model.encoder.training
+    model.encoder.eval()  # the frozen encoder's features, from the cache when there is one
     cache = model.feature_cache()
     out: dict[str, list[int]] = {}
     cuts = list(cuts)
     bar = tqdm(total=len(cuts), desc=desc, unit="cut", disable=not progress, dynamic_ncols=True)
     seed_state = torch.random.get_rng_state()
-    torch.manual_seed(0)  # the noisy draw is the same for a run whatever came before
+    torch.random.default_generator.manual_seed(0)  # the noisy draw (CPU) is the same whatever came before
     try:
         for start in range(0, len(cuts), 512):  # bounded memory: encode, decode, forget
             chunk = cuts[start:start + 512]
@@ -157,6 +160,7 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
     finally:
         bar.close()
         torch.random.set_rng_state(seed_state)
+        model.encoder.train(encoder_mode)
     return out
 
 

@@ -271,22 +271,26 @@ class SpeechLM(nn.Module):
         return results
 
     def transcribe(self, items, tokenizer, prompt_ids: list[int] | None = None, num_beams: int = 1,
-                   max_new_tokens: int = 128, batch_size: int = 8) -> list[str]:
+                   max_new_tokens: int = 128, batch_size: int = 8, hypothesis_ids=None) -> list[str]:
         """ASR: transcripts of ``items`` (lhotse cuts, or 16 kHz float arrays).
 
         Args:
             tokenizer: the tokenizer the model was trained with (special tokens added).
             prompt_ids: ids before the speech; default ``[BOS, <asr>]`` of ``jstip.data.render.Renderer`` (the ASR
                 format it trains on).
+            hypothesis_ids: frames the first-pass draft (``Renderer.hypothesis_ids`` of the run's rendering; default:
+                the default rendering's), for a model with ``model.first_pass``.
         """
-        from jstip.data.render import Renderer
+        if prompt_ids is None or (hypothesis_ids is None and self.first_pass is not None):
+            from jstip.data.render import Renderer
 
-        renderer = Renderer(tokenizer)
-        if prompt_ids is None:
-            prompt_ids = ([renderer.bos_id] if renderer.bos_id is not None and renderer.cfg.add_bos else []) + \
-                list(renderer.prompt_ids)
+            renderer = Renderer(tokenizer)
+            if prompt_ids is None:
+                prompt_ids = ([renderer.bos_id] if renderer.bos_id is not None and renderer.cfg.add_bos else []) + \
+                    list(renderer.prompt_ids)
+            hypothesis_ids = hypothesis_ids or renderer.hypothesis_ids
         audios = [_audio_of(item) for item in items]
-        prompts = asr_prompts(self, prompt_ids, audios, renderer.hypothesis_ids)
+        prompts = asr_prompts(self, prompt_ids, audios, hypothesis_ids)
         out = self.generate(prompts, eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id,
                             max_new_tokens=max_new_tokens, num_beams=num_beams, batch_size=batch_size)
         return [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]

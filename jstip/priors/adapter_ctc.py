@@ -47,7 +47,11 @@ class AdapterCTCResult:
 
 
 def _cut_text(cut) -> str:
-    return " ".join(s.text for s in cut.supervisions if s.text).strip()
+    """The words spoken in ``cut``: its transcript without markup tokens (``<hes>``, ``[laughter]``), which name no
+    sound a CTC frame could carry."""
+    from jstip.text import strip_markup
+
+    return strip_markup(" ".join(s.text for s in cut.supervisions if s.text)).strip()
 
 
 def encode_cuts(encoder, cuts, frame_shift: float, cache=None, batch_size: int = 8, rejects=None,
@@ -189,7 +193,7 @@ def train_adapter_ctc(train_cuts, out_dir, dev_cuts=None, test_cuts=None, config
 
     # Bad manifest lines and cuts no stage can use are rejected with the reason; bad audio when it is encoded.
     train_set = screen_cuts(read_cuts(train_cuts, rejects), rejects, what="train", alignment=False)
-    train_set = drop_too_long(train_set, encoder, rejects).to_eager()
+    train_set = drop_too_long(train_set, encoder, rejects, frame_shift=mcfg.frame_shift).to_eager()
     texts = [_cut_text(c) for c in train_set]
     for path in text_files:
         with open(path, encoding="utf-8", errors="replace") as f:

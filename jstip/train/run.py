@@ -129,6 +129,11 @@ def load_model_weights(model, ckpt: dict, source) -> None:
     from jstip.train.frozen import META_KEY, restore_frozen
 
     current = {f"model.{k}": v for k, v in model.state_dict().items()}
+    has = any(k.startswith("model.first_pass.") for k in ckpt["state_dict"])
+    wants = any(k.startswith("model.first_pass.") for k in current)
+    if has != wants:
+        raise ValueError(f"{source} was trained {'with' if has else 'without'} model.first_pass and this config has "
+                         f"{'none' if has else 'one'}: use the same model.first_pass as the run that wrote it")
     state = restore_frozen(ckpt["state_dict"], (ckpt.get("jstip") or {}).get(META_KEY), current, str(source))
     state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
     model.load_state_dict(state, strict=True)
@@ -239,13 +244,20 @@ def train(cfg) -> Path:
     model, tokenizer, lora = build_model_and_tokenizer(cfg, exp_dir, train_cuts)
     from jstip.corpora.validate import drop_too_long
 
-    train_cuts = drop_too_long(train_cuts, model.encoder, rejects)  # e.g. over Whisper's 30 s
+    train_cuts = drop_too_long(train_cuts, model.encoder, rejects, frame_shift=model.frame_shift)  # Whisper's 30 s
     module = SpeechLMModule(model, stage=int(cfg.train.stage), optim=OmegaConf.to_container(cfg.train.optim),
                             trainable=cfg.train.get("trainable"), lora=lora,
                             config=OmegaConf.to_container(cfg, resolve=True),
                             save_frozen=bool(cfg.checkpoint.get("save_frozen", False)),
                             inherited_keys=inherited_state_keys(cfg.model.get("init_from")))
+    if model.first_pass is not None and "encoder" in module.trainable:
+        raise ValueError("model.first_pass reads the encoder's frames with a frozen adapter trained on the frozen "
+                         "encoder: train.trainable cannot include encoder with a first pass")
     data = SpeechDataModule(cfg.data, tokenizer, seed=int(cfg.seed), train_cuts=train_cuts, rejects=rejects)
+    for part in ("dev_cuts", "tts_cuts"):  # what the encoder cannot take at once never reaches a batch
+        if getattr(data, part) is not None:
+            setattr(data, part, drop_too_long(getattr(data, part), model.encoder, rejects, part.split("_")[0],
+                                              frame_shift=model.frame_shift))
     if model.first_pass is not None:
         from jstip.model.first_pass import hypotheses_of_cuts
 
@@ -309,6 +321,12 @@ def load_checkpoint(ckpt_path: str | Path):
     if meta is None:
         raise ValueError(f"{ckpt_path}: not a jstip training checkpoint (no 'jstip' entry)")
     cfg = OmegaConf.create(meta["config"])
+    render_fs = ((cfg.get("data") or {}).get("render") or {}).get("frame_shift") or 0.08
+    model_fs = cfg.model.get("frame_shift") or 0.08
+    if abs(float(render_fs) - float(model_fs)) > 1e-9:
+        log.warning("%s was trained on %g s placeholders with a model of one frame per %g s (before "
+                    "data.render.frame_shift followed model.frame_shift): half of its speech positions were "
+                    "padding; its figures are not comparable", ckpt_path, float(render_fs), float(model_fs))
     tokenizer = load_tokenizer(ckpt_path.resolve().parent.parent / "tokenizer")
     model_cfg = OmegaConf.merge(cfg.model, {"init_from": None, "adapter": {"init_from": None}})
     model = build_speechlm(model_cfg, tokenizer)

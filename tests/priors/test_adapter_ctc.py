@@ -126,7 +126,7 @@ def test_the_first_pass_reproduces_the_ctc_transcripts_trains_evaluates_and_expo
     res = CliRunner().invoke(main, ["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")])
     assert res.exit_code == 0, res.output
     assert sorted(p.name for p in (tmp_path / "export" / "first_pass").iterdir()) == sorted(
-        ["adapter.safetensors", "ctc_head.safetensors", "adapter_ctc.json"])
+        ["adapter.safetensors", "ctc_head.safetensors", "adapter_ctc.json", "first_pass.safetensors"])
     exported, etok, _ = load_exported(tmp_path / "export")
     again = [etok.decode(ids, skip_special_tokens=True).strip() for ids in exported.hypotheses([load_cut_audio(cuts[0])])]
     assert again == [ctc[cuts[0].id]]

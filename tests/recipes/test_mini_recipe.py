@@ -142,7 +142,7 @@ ABLATION = ROOT / "recipes" / "mini" / "ablation.sh"
 
 def test_ablation_names_what_is_wrong(tmp_path):
     help_text = subprocess.run(["bash", str(ABLATION), "--help"], capture_output=True, text=True).stdout
-    assert all(row in help_text for row in ("frozen_llm", "adapter256", "frame160", "whisper_base", "scratch"))
+    assert all(row in help_text for row in ("no_first_pass", "frozen_llm", "adapter256", "frame80", "whisper_base", "scratch"))
     proc = subprocess.run(["bash", str(ABLATION), "frozen_llm"], capture_output=True, text=True)
     assert proc.returncode == 2 and "--out OUT" in proc.stderr
     proc = subprocess.run(["bash", str(ABLATION), "--out", str(tmp_path)], capture_output=True, text=True)

@@ -287,3 +287,38 @@ def test_the_data_placeholders_follow_model_frame_shift():
     clash = OmegaConf.create({"model": {"frame_shift": 0.16}, "data": {"render": {"frame_shift": 0.08}}})
     with pytest.raises(ValueError, match="set model.frame_shift only"):
         sync_frame_shift(clash)
+
+
+def test_a_cut_the_model_pads_past_the_encoders_limit_is_too_long():
+    """At 160 ms a cut of exactly 30 s is padded to 188 frames = 30.08 s, over Whisper's 30 s: rejected before it
+    reaches the encoder (at 80 ms it is 375 frames, exactly 30 s)."""
+    from types import SimpleNamespace
+
+    from jstip.corpora.validate import too_long_for_encoder
+
+    whisper = SimpleNamespace(max_input_seconds=30.0)
+    cut = SimpleNamespace(duration=30.0)
+    assert too_long_for_encoder(cut, whisper) is None
+    assert too_long_for_encoder(cut, whisper, frame_shift=0.08) is None  # 30.0 s exactly
+    assert "longer than the 30 s" in too_long_for_encoder(cut, whisper, frame_shift=0.16)
+
+
+def test_a_checkpoint_and_a_config_that_disagree_on_the_first_pass_is_a_clear_error():
+    from torch import nn
+
+    from jstip.train.run import load_model_weights
+
+    class M(nn.Module):
+        def __init__(self, first_pass: bool):
+            super().__init__()
+            self.adapter = nn.Linear(2, 2)
+            self.first_pass = nn.Linear(2, 2) if first_pass else None
+
+    with_fp, without = M(True), M(False)
+    ckpt = {"state_dict": {f"model.{k}": v for k, v in without.state_dict().items()}}
+    with pytest.raises(ValueError, match="trained without model.first_pass and this config has one"):
+        load_model_weights(with_fp, ckpt, "stage1.ckpt")
+    ckpt = {"state_dict": {f"model.{k}": v for k, v in with_fp.state_dict().items()}}
+    with pytest.raises(ValueError, match="trained with model.first_pass and this config has none"):
+        load_model_weights(without, ckpt, "stage1.ckpt")
+    load_model_weights(M(True), ckpt, "stage1.ckpt")  # the same on both sides: loads
