@@ -4,8 +4,8 @@
 
 The prompt is the one the model was trained on (``jstip.data.render``): ``BOS <asr>`` (or the text prompt of
 ``data.render.asr_prompt`` in the run's config) followed by the cut's audio (and, for a model with a first pass,
-its first-pass transcript); the model continues with the transcript and EOS. Decoding is greedy, or beam search with ``num_beams > 1`` (Hugging Face ``generate`` under
-:meth:`jstip.model.speechlm.SpeechLM.generate`).
+its first-pass transcript); the model continues with the transcript and EOS. Decoding is greedy, or beam search
+with ``num_beams > 1`` (Hugging Face ``generate`` under :meth:`jstip.model.speechlm.SpeechLM.generate`).
 
 Cuts are decoded in batches of similar duration (sorted longest first, so that a batch pads little and the first
 batch shows at once whether memory suffices). A batch may generate at most ``min(max_new_tokens, 10 +
@@ -150,10 +150,13 @@ def decode_cuts(
         hypothesis_ids: frames a first-pass transcript, for a model with ``model.first_pass``
             (:func:`hypothesis_framing` of the run's config; default: the default rendering's).
     """
-    from jstip.model.speechlm import asr_prompts
     from tqdm import tqdm
 
     from jstip.corpora.validate import too_long_for_encoder
+    from jstip.model.speechlm import asr_prompts
+
+    if hypothesis_ids is None and getattr(model, "first_pass", None) is not None:
+        hypothesis_ids = hypothesis_framing(tokenizer)
 
     kept = []
     for cut in cuts:
@@ -180,8 +183,6 @@ def decode_cuts(
                 audios.append(audio)
             if batch:
                 budget = token_budget(max(float(c.duration) for c in batch), max_new_tokens, tokens_per_second)
-                if hypothesis_ids is None and getattr(model, "first_pass", None) is not None:
-                    hypothesis_ids = hypothesis_framing(tokenizer)
                 out = model.generate(asr_prompts(model, prompt_ids, audios, hypothesis_ids), eos_id=eos, pad_id=pad,
                                      max_new_tokens=budget, num_beams=num_beams, batch_size=len(batch))
                 for cut, ids in zip(batch, out):

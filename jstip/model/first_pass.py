@@ -129,7 +129,7 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
                        desc: str = "first pass") -> dict[str, list[int]]:
     """cut id -> first-pass token ids of each cut's whole audio (the ASR speech stream; unreadable audio: left out,
     the data pipeline reports it). Encoder outputs come from the model's feature cache when it has one."""
-    from jstip.priors.adapter_ctc import encode_cuts
+    from jstip.priors.adapter_ctc import _pad, encode_cuts
 
     if model.first_pass is None:
         raise ValueError("the model has no first pass (model.first_pass)")
@@ -150,10 +150,7 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
             ids = list(feats)
             for i in range(0, len(ids), batch_size):
                 group = ids[i:i + batch_size]
-                lens = torch.tensor([feats[k].shape[0] for k in group])
-                x = torch.zeros(len(group), int(lens.max()), feats[group[0]].shape[1])
-                for j, k in enumerate(group):
-                    x[j, :feats[k].shape[0]] = feats[k].float()
+                x, lens = _pad([feats[k] for k in group])
                 for k, hyp in zip(group, model.first_pass(x, lens, noisy=noisy)):
                     out[k] = hyp
             bar.update(len(chunk))
