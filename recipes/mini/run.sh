@@ -14,7 +14,7 @@
 # Environment: PRIORS (pretrained | scratch), WHISPER (tiny.en; base, a Hugging Face Whisper folder or a model.bin),
 # LLM_TRAINING (lora: LoRA on the LLM in stages 5-6; frozen: the adapter alone), FIRST_PASS (1: the CTC warm
 # start's transcript in the ASR prompt; 0: the LLM reads the audio alone), NUM_UTTERANCES, NJ, SEED,
-# ADAPTER_EPOCHS, STAGE1_STEPS, STAGE2_STEPS, EVAL_UTTERANCES, EVAL_BEAM (2), SPOKEN_ITEMS (0: none), EVAL_STAGE1
+# ADAPTER_EPOCHS, STAGE1_STEPS, STAGE2_STEPS, EVAL_UTTERANCES, EVAL_BEAM (4), SPOKEN_ITEMS (0: none), EVAL_STAGE1
 # (1: evaluate the stage-1 model too), BASELINE (1; 0 skips stage 3),
 # MODEL_OVERRIDES (Hydra overrides of the model, for stages 4-6: model.frame_shift=0.08 model.adapter.hidden=256),
 # TRAIN_OVERRIDES (extra Hydra overrides of stages 5-6), and with PRIORS=scratch CTC_STEPS, LM_STEPS.
@@ -42,7 +42,7 @@ LM_STEPS=${LM_STEPS:-2000}
 EVAL_UTTERANCES=${EVAL_UTTERANCES:-}    # empty = the whole test set
 SPOKEN_ITEMS=${SPOKEN_ITEMS:-5}         # items per spoken task (modality gap, instructions, QA); 0 = none
 EVAL_STAGE1=${EVAL_STAGE1:-0}           # 1: evaluate the stage-1 model too (a row of the report)
-EVAL_BEAM=${EVAL_BEAM:-2}               # beams of the speech-LLM's decoding in stage 7 (1 = greedy)
+EVAL_BEAM=${EVAL_BEAM:-4}               # beams of the speech-LLM's decoding in stage 7 (1 = greedy)
 BASELINE=${BASELINE:-1}
 TRAIN_OVERRIDES=${TRAIN_OVERRIDES:-}
 MODEL_OVERRIDES=${MODEL_OVERRIDES:-}
@@ -90,8 +90,9 @@ fi
 
 eval_args=(--cuts "$data/aligned/test/cuts.jsonl.gz")
 if [ -n "$EVAL_UTTERANCES" ]; then eval_args+=(--max-utterances "$EVAL_UTTERANCES"); fi
-# Beam search: on the mini test set, 2 beams cut the speech-LLM's insertions (first 100 utterances: WER 33.3% greedy,
-# 29.8% with 2 beams, 28.5% with 4) at about the cost of greedy decoding; 4 beams add ~1.5 min.
+# Beam search: on the mini test set, beams cut the speech-LLM's insertions (first 100 utterances of an earlier model:
+# WER 33.3% greedy, 29.8% with 2 beams, 28.5% with 4; the demo's final model on all 300: 25.3% with 2 beams, 24.4%
+# with 4, which add ~0.5 min to stage 7).
 model_eval=("${eval_args[@]}" --beam "$EVAL_BEAM")
 
 if run_stage 3 baseline; then
