@@ -32,7 +32,7 @@ def main(corpus, lrs, budgets, max_duration, subsampling_factor, threads, out_di
     import lightning as L
     from nemo.collections.asr.models import ASRModel, EncDecCTCModel
 
-    from jstip.priors.ctc import evaluate_ctc, load_cuts, train_ctc
+    from jstip.pretrain.ctc import evaluate_ctc, load_cuts, train_ctc
 
     torch.set_num_threads(threads)
     corpus, out_dir = Path(corpus), Path(out_dir)

@@ -22,7 +22,7 @@ import click
 @click.option("--threads", default=2, show_default=True)
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False))
 def main(texts, lrs, budgets, threads, out_dir):
-    from jstip.priors.text_lm import train_text_lm
+    from jstip.pretrain.text_lm import train_text_lm
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,7 @@
 Aligns every (reference, hypothesis) pair of the biasing conformance set (LibriSpeech test-clean + test-other, two
 systems each: ~11k utterances, ~210k reference words) with:
 
-- ``jstip``: the numpy-vectorised, batched dynamic programme of ``jstip.evaluate.metrics.align_batch``;
+- ``jstip``: the numpy-vectorised, batched dynamic programme of ``jstip.scoring.edit_distance.edit_align_batch``;
 - ``python``: the same weights and tie-breaking as a plain Python double loop (the published scorer's approach);
 - ``kaldialign``: kaldialign's C++ ``align(..., sclite_mode=True)``: same weights, different ties (not exact);
 - ``jiwer``: jiwer's unit-cost alignment (different S/I/D split).
@@ -22,7 +22,7 @@ import random
 import time
 from pathlib import Path
 
-from jstip.evaluate.metrics import align_batch, count_errors
+from jstip.scoring.edit_distance import count_errors, edit_align_batch
 
 BIASING = Path(__file__).resolve().parents[1] / ".." / "shared" / "conformance" / "biasing"
 
@@ -109,7 +109,7 @@ def run(title: str, pairs, expected) -> None:
 
     start = time.perf_counter()
     totals = [0, 0, 0]
-    for alignment in align_batch(pairs):
+    for alignment in edit_align_batch(pairs):
         c = count_errors(alignment)
         totals = [totals[0] + c.subs, totals[1] + c.ins, totals[2] + c.dels]
     results["jstip"] = (time.perf_counter() - start, totals)

@@ -137,7 +137,6 @@ def build_salm(llm, tokenizer, enc_cfg: dict, hidden: int, work: Path):
 
 def salm_batches(salm, our_batches, cuts_by_id, tokenizer):
     """SALM batches of the same cuts as our ASR-only batches: ``BOS <audio> transcript EOS`` per row."""
-    from jstip.data.render import Renderer
 
     pad = salm.text_pad_id
     tag = salm.audio_locator_tag_id

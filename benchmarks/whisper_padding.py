@@ -24,8 +24,9 @@ def main() -> None:
     import torch
     from lhotse import CutSet
 
-    from jstip.evaluate.decode import load_audio
-    from jstip.evaluate.scoring import refs_from_cuts, score
+    from jstip.audio import load_cut_audio as load_audio
+    from jstip.scoring.files import refs_from_cuts
+    from jstip.scoring.score import score
     from jstip.model.whisper import WhisperSpeechEncoder, load_whisper
     from jstip.model.whisper_decode import WhisperTranscriber
 

@@ -24,6 +24,21 @@ import numpy as np
 SAMPLE_RATE = 16000
 """The sample rate of every model input in jstip."""
 
+FRAME_SHIFT = 0.08
+"""Seconds of audio per LLM speech position by default (``model.frame_shift`` sets a model's own)."""
+
+
+def samples_per_frame(frame_shift: float = FRAME_SHIFT, sampling_rate: int = SAMPLE_RATE) -> int:
+    """Samples of one speech position: 1280 at 80 ms and 16 kHz."""
+    return int(round(frame_shift * sampling_rate))
+
+
+def num_frames(num_samples: int, frame_shift: float = FRAME_SHIFT, sampling_rate: int = SAMPLE_RATE) -> int:
+    """Speech positions of ``num_samples`` samples: rounded to the nearest whole frame, at least one (the rounding
+    rule of the rendered-batch contract, :mod:`jstip.data.batch`)."""
+    spf = samples_per_frame(frame_shift, sampling_rate)
+    return max(1, int(num_samples / spf + 0.5))
+
 ALLOW_COMMANDS_ENV = "JSTIP_ALLOW_COMMAND_AUDIO"
 
 
@@ -117,3 +132,36 @@ def load_cut_audio(cut) -> np.ndarray:
 
 __all__ = ["ALLOW_COMMANDS_ENV", "AudioError", "SAMPLE_RATE", "allow_command_sources", "check_sources",
            "command_sources_allowed", "load_cut_audio", "recordings_of"]
+
+
+def load_cut_audio_or_reject(cut, rejects=None) -> np.ndarray | None:
+    """:func:`load_cut_audio`, or None for audio that cannot be used: logged, and written to ``rejects`` (a
+    ``jstip.rejects.RejectLog``) with the reason; one unreadable cut never stops a job."""
+    import logging
+
+    try:
+        return load_cut_audio(cut)
+    except AudioError as err:
+        reason = str(err)
+    except Exception as err:  # noqa: BLE001 -- one unreadable cut never stops the job
+        reason = f"audio not readable ({type(err).__name__}: {err}); check the recording's source path"
+    logging.getLogger(__name__).warning("%s: %s", cut.id, reason)
+    if rejects is not None:
+        rejects.reject(cut.id, reason)
+    return None
+
+
+def read_wav_scp(path: str | Path) -> list[tuple[int, str, str | None]]:
+    """The entries of a Kaldi ``wav.scp``: (line number, recording id, its source) per non-empty line. The source is
+    a path, or a piped command ending in ``|`` (:func:`is_piped`); None when the line holds only an id."""
+    entries = []
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        parts = line.strip().split(maxsplit=1)
+        if parts:
+            entries.append((lineno, parts[0], parts[1].strip() if len(parts) > 1 else None))
+    return entries
+
+
+def is_piped(source: str) -> bool:
+    """True for a ``wav.scp`` source that is a shell command (``sox ... - |``), not a file."""
+    return source.rstrip().endswith("|")

@@ -13,22 +13,29 @@ import click
 
 from jstip import __version__
 
-# name -> "module:attribute" of a click command or group. Order is the order of the pipeline.
+# name -> ("module" or "module:attribute" of a click command or group, short help). A stage's commands live in
+# jstip/<package>/commands.py; the attribute defaults to ``cli``. Order is the order of the pipeline.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("jstip.demo", "Run the whole pipeline on the built-in mini corpus."),
+    "demo": ("jstip.demo.commands", "Run the whole pipeline on the built-in mini corpus."),
     "prepare": ("jstip.corpora.commands", "Prepare lhotse manifests of a corpus (mini, librispeech, import)."),
     "synthesize": ("jstip.tts.commands", "Speak text with a real TTS engine: audio + manifests with word times."),
     "align": ("jstip.align.commands", "Forced alignment: word times for real speech; compare, import, export."),
     "interleave": ("jstip.interleave.commands", "Build interleaved speech/text examples from aligned cuts."),
-    "pretrain": ("jstip.priors.commands", "Priors for CPU-scale runs: CTC encoder, text-only tiny LLM."),
+    "pretrain": ("jstip.pretrain.commands", "Warm starts and priors: adapter CTC, CTC encoder, text-only tiny LLM."),
     "train": ("jstip.train.commands", "Train the speech-LLM (Hydra overrides after the command)."),
     "evaluate": ("jstip.evaluate.commands", "Decode a test set with a checkpoint and score it."),
-    "export": ("jstip.model.commands", "Export a checkpoint: LLM folder (LoRA merged), encoder+adapter safetensors."),
-    "transcribe": ("jstip.evaluate.transcribe_command", "Transcribe a folder of audio, a wav.scp or cuts with a model."),
-    "score": ("jstip.evaluate.score_command", "Score any system's hypotheses: WER, CER, TER, EER, B-WER/U-WER."),
-    "report": ("jstip.evaluate.report_command", "Compare scored runs (HTML/Markdown); `report grid`: arms x seeds."),
-    "merge": ("jstip.merge_command", "Task-vector merge: speech LLM + scale * (instruct - base)."),
+    "export": ("jstip.train.commands:export", "Export a checkpoint: LLM folder (LoRA merged), encoder+adapter safetensors."),
+    "transcribe": ("jstip.evaluate.commands:transcribe",
+                   "Transcribe a folder of audio, a wav.scp or cuts with a model."),
+    "score": ("jstip.scoring.commands", "Score any system's hypotheses: WER, CER, TER, EER, B-WER/U-WER."),
+    "report": ("jstip.report.commands", "Compare scored runs (HTML/Markdown); `report grid`: arms x seeds."),
+    "merge": ("jstip.merge.commands", "Task-vector merge: speech LLM + scale * (instruct - base)."),
 }
+
+
+def _target(name: str) -> tuple[str, str]:
+    module, _, attribute = SUBCOMMANDS[name][0].partition(":")
+    return module, attribute or "cli"
 
 
 def _available(module: str) -> bool:
@@ -43,16 +50,15 @@ class LazyGroup(click.Group):
     """A click group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name, (module, _) in SUBCOMMANDS.items() if _available(module)]
+        return [name for name in SUBCOMMANDS if _available(_target(name)[0])]
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in SUBCOMMANDS:
             return None
-        module_name, _ = SUBCOMMANDS[name]
+        module_name, attribute = _target(name)
         if not _available(module_name):
             return None
-        module = importlib.import_module(module_name)
-        return getattr(module, "cli")
+        return getattr(importlib.import_module(module_name), attribute)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from the table above, so that --help imports nothing heavy.

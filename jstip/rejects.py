@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable
 
 
 class RejectLog:
@@ -42,13 +41,3 @@ def read_rejected(path: str | Path) -> list[dict]:
 def rejected_ids(path: str | Path, stage: str | None = None) -> set[str]:
     """Ids already rejected (optionally by one stage): lets a restarted job skip them."""
     return {r["id"] for r in read_rejected(path) if stage is None or r.get("stage") == stage}
-
-
-def write_jsonl(path: str | Path, records: Iterable[dict]) -> int:
-    """Write records as JSON lines; returns how many were written."""
-    n = 0
-    with Path(path).open("w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-            n += 1
-    return n

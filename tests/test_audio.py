@@ -26,9 +26,9 @@ def stereo_cut(tmp_path):
 def test_a_stereo_cut_gives_the_same_samples_to_every_stage(stereo_cut):
     from jstip.align.base import load_cut_audio as align_audio
     from jstip.audio import load_cut_audio
-    from jstip.evaluate.decode import load_audio as decode_audio
+    from jstip.audio import load_cut_audio_or_reject as decode_audio
     from jstip.model.speechlm import _audio_of
-    from jstip.priors.ctc import CTCCutDataset
+    from jstip.pretrain.ctc import CTCCutDataset
 
     cut, mean = stereo_cut
     reference = load_cut_audio(cut)

@@ -8,8 +8,8 @@ import torch
 from click.testing import CliRunner
 from safetensors.torch import load_file
 
-from jstip.merge import MergeError, check_compatible, merge_model_folders, merge_state_dicts
-from jstip.merge_command import cli
+from jstip.merge.task_vectors import MergeError, check_compatible, merge_model_folders, merge_state_dicts
+from jstip.merge.commands import cli
 
 VOCAB, ADDED = 64, 4
 

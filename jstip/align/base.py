@@ -26,7 +26,7 @@ from lhotse.supervision import AlignmentItem
 from lhotse.utils import fastcopy
 from tqdm import tqdm
 
-from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
+from jstip.audio import SAMPLE_RATE
 from jstip.rejects import RejectLog, rejected_ids
 from jstip.text import MARKUP_TOKEN
 from jstip.text import words as split_words
@@ -83,10 +83,10 @@ class Aligner:
             words = split_words(sup.text or "")
             if not words:
                 raise AlignmentError(f"supervision {sup.id} has empty text: nothing to align (drop it or add text)")
-            a = max(0, int(round(sup.start * SAMPLING_RATE)))
-            b = min(len(audio), int(round(sup.end * SAMPLING_RATE)))
-            if b - a < int(0.05 * SAMPLING_RATE):
-                raise AlignmentError(f"supervision {sup.id} covers {max(0, b - a) / SAMPLING_RATE:.3f} s of audio: "
+            a = max(0, int(round(sup.start * SAMPLE_RATE)))
+            b = min(len(audio), int(round(sup.end * SAMPLE_RATE)))
+            if b - a < int(0.05 * SAMPLE_RATE):
+                raise AlignmentError(f"supervision {sup.id} covers {max(0, b - a) / SAMPLE_RATE:.3f} s of audio: "
                                      "too short to align; check its start/duration against the recording")
             # Transcript markup (<hes>, [laughter], <unk>...) is not spoken as written: the words around it are
             # aligned, and each tag gets a zero-length item where it stands, so the items still match the words.
@@ -95,10 +95,10 @@ class Aligner:
                 raise AlignmentError(f"supervision {sup.id} holds only markup ({sup.text[:60]!r}): no word to align")
             spans = self.align_audio(audio[a:b], " ".join(spoken)) if len(spoken) < len(words) \
                 else self.align_audio(audio[a:b], sup.text)
-            check_spans(spans, spoken, (b - a) / SAMPLING_RATE)
+            check_spans(spans, spoken, (b - a) / SAMPLE_RATE)
             if len(spoken) < len(words):
                 spans = _with_markup(words, spans)
-            offset = cut.start + a / SAMPLING_RATE  # recording time (lhotse's convention for alignments)
+            offset = cut.start + a / SAMPLE_RATE  # recording time (lhotse's convention for alignments)
             items = [AlignmentItem(symbol=s.word, start=round(offset + s.start, 4),
                                    duration=round(s.end - s.start, 4), score=s.score) for s in spans]
             alignment = dict(sup.alignment or {})
@@ -317,7 +317,7 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
     with open(partial, "ab") as writer:
 
         def todo() -> Iterator:
-            from jstip.corpora.validate import CutScreen
+            from jstip.cuts import CutScreen
 
             # Faults seen without audio (the audio is read, and checked, by the aligner): a duplicate id and what
             # check_cut finds, an old alignment aside.

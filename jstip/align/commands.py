@@ -46,7 +46,6 @@ def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, mismatch_
         return
     if not in_path or not out_path:
         raise click.UsageError("give --in CUTS and --out CUTS (or a subcommand; see jstip align --help)")
-    from lhotse import CutSet
 
     from jstip.align import align_cuts, get_aligner
     from jstip.align.base import parse_shard

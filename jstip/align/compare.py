@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from jstip.align.base import load_cut_audio
-from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
+from jstip.audio import SAMPLE_RATE
 
 
 
@@ -34,7 +34,7 @@ def _word_times(cut) -> list[tuple[str, float, float]] | None:
 def _trim(times: list[tuple[str, float, float]], audio: np.ndarray) -> list[tuple[str, float, float]]:
     from jstip.tts.timing import tighten_to_voiced
 
-    tightened = tighten_to_voiced(audio, SAMPLING_RATE, [(s, e) for _, s, e in times])
+    tightened = tighten_to_voiced(audio, SAMPLE_RATE, [(s, e) for _, s, e in times])
     return [(w, s, e) for (w, _, _), (s, e) in zip(times, tightened)]
 
 

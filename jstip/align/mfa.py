@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jstip.align.base import SAMPLING_RATE, Aligner, AlignmentError, load_cut_audio
+from jstip.audio import SAMPLE_RATE
+from jstip.align.base import Aligner, AlignmentError, load_cut_audio
 from jstip.align.normalize import tokens_for_word
 from jstip.align.textgrid import cut_with_textgrid
 from jstip.text import words as split_words
@@ -115,7 +116,7 @@ class MfaAligner(Aligner):
         if not tokens:
             raise AlignmentError(f"supervision {sup.id} has no spoken word: nothing to align")
         audio = load_cut_audio(cut)
-        a, b = int(sup.start * SAMPLING_RATE), int(sup.end * SAMPLING_RATE)
+        a, b = int(sup.start * SAMPLE_RATE), int(sup.end * SAMPLE_RATE)
         if sup.start > 0:
             audio = np.concatenate([np.zeros(a, np.float32), audio[a:b]])  # keep cut time in the TextGrid
         else:
@@ -124,6 +125,6 @@ class MfaAligner(Aligner):
         name = f"utt{k:07d}"
         folder = corpus / speaker
         folder.mkdir(parents=True, exist_ok=True)
-        sf.write(folder / f"{name}.wav", audio, SAMPLING_RATE, subtype="PCM_16")
+        sf.write(folder / f"{name}.wav", audio, SAMPLE_RATE, subtype="PCM_16")
         (folder / f"{name}.lab").write_text(" ".join(tokens) + "\n", encoding="utf-8")
         return name

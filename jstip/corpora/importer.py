@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lhotse import CutSet, RecordingSet, SupervisionSet
 
-from jstip.corpora.validate import validate_and_write
+from jstip.cuts import validate_and_write
 from jstip.rejects import RejectLog
 
 
@@ -16,7 +16,7 @@ def import_lhotse_dir(manifest_dir: str | Path, out_dir: str | Path, check_audio
 
     Every item is accounted for in ``out_dir/rejected.jsonl``: a line that cannot be read (FILE:LINE: not UTF-8,
     not JSON, not a lhotse item, or the rest of a truncated file), a supervision whose recording is in no
-    recordings manifest, and what :func:`jstip.corpora.validate.check_cut` finds.
+    recordings manifest, and what :func:`jstip.cuts.check_cut` finds.
     """
     from jstip.manifests import iter_manifest, read_cuts
 
@@ -122,35 +122,31 @@ def _check_wav_scp(wav_scp: Path, rejects: RejectLog) -> dict[str, str]:
     (:mod:`jstip.audio`)."""
     import soundfile as sf
 
-    from jstip.audio import ALLOW_COMMANDS_ENV, command_sources_allowed
+    from jstip.audio import ALLOW_COMMANDS_ENV, command_sources_allowed, is_piped, read_wav_scp
 
     bad: dict[str, str] = {}
-    for lineno, line in enumerate(wav_scp.read_text(encoding="utf-8").splitlines(), start=1):
-        parts = line.strip().split(maxsplit=1)
-        if not parts:
-            continue
-        rec_id = parts[0]
-        if len(parts) < 2:
+    for lineno, rec_id, source in read_wav_scp(wav_scp):
+        if source is None:
             reason = f"{wav_scp} line {lineno}: no audio path"
-        elif parts[1].rstrip().endswith("|"):
+        elif is_piped(source):
             if command_sources_allowed():
                 continue
-            reason = (f"{wav_scp} line {lineno}: a piped command ({parts[1][:80]!r}); jstip does not run commands "
+            reason = (f"{wav_scp} line {lineno}: a piped command ({source[:80]!r}); jstip does not run commands "
                       f"from a data folder unless you pass `jstip --allow-command-audio` (or {ALLOW_COMMANDS_ENV}=1)")
-        elif not Path(parts[1]).is_file():
-            reason = f"{wav_scp} line {lineno}: audio file {parts[1]} does not exist; fix the path"
+        elif not Path(source).is_file():
+            reason = f"{wav_scp} line {lineno}: audio file {source} does not exist; fix the path"
         else:
             try:
-                sf.info(parts[1])
+                sf.info(source)
                 continue
             except Exception:  # noqa: BLE001 -- soundfile raises several types; lhotse's other backends may read it
                 from lhotse import Recording
 
                 try:
-                    Recording.from_file(parts[1])
+                    Recording.from_file(source)
                     continue
                 except Exception as err:  # noqa: BLE001
-                    reason = f"{wav_scp} line {lineno}: {parts[1]} is not readable audio ({type(err).__name__})"
+                    reason = f"{wav_scp} line {lineno}: {source} is not readable audio ({type(err).__name__})"
         bad[rec_id] = reason
         rejects.reject(rec_id, reason)
     return bad

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from lhotse import CutSet
 
-from jstip.corpora.validate import validate_and_write
+from jstip.cuts import validate_and_write
 
 
 def prepare_librispeech(corpus_dir: str | Path, out_dir: str | Path, parts: str | list[str] = "auto",

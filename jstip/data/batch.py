@@ -20,20 +20,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
 
-FRAME_SHIFT = 0.08
 IGNORE_INDEX = -100
-
-
-def samples_per_frame(frame_shift: float = FRAME_SHIFT, sampling_rate: int = SAMPLING_RATE) -> int:
-    return int(round(frame_shift * sampling_rate))
-
-
-def num_frames(num_samples: int, frame_shift: float = FRAME_SHIFT, sampling_rate: int = SAMPLING_RATE) -> int:
-    """Placeholder count of a speech span of ``num_samples`` samples (the rounding rule above)."""
-    spf = samples_per_frame(frame_shift, sampling_rate)
-    return max(1, int(num_samples / spf + 0.5))
 
 
 @dataclass

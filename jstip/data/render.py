@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jstip.data.batch import FRAME_SHIFT, IGNORE_INDEX, SAMPLING_RATE, num_frames, samples_per_frame
+from jstip.audio import FRAME_SHIFT, SAMPLE_RATE, num_frames, samples_per_frame
+from jstip.data.batch import IGNORE_INDEX
 
 TASKS = ("asr", "word_il", "segment_il", "mixed_il", "text", "tts_il")
 
@@ -115,20 +116,20 @@ class Rendered:
         return len(self.input_ids)
 
 
-def span_samples(start: float, end: float, sampling_rate: int = SAMPLING_RATE) -> tuple[int, int]:
+def span_samples(start: float, end: float, sampling_rate: int = SAMPLE_RATE) -> tuple[int, int]:
     """Sample range ``[s0, s1)`` of a span in seconds."""
     s0 = max(0, int(round(start * sampling_rate)))
     return s0, max(s0, int(round(end * sampling_rate)))
 
 
 def span_num_frames(start: float, end: float, frame_shift: float = FRAME_SHIFT,
-                    sampling_rate: int = SAMPLING_RATE) -> int:
+                    sampling_rate: int = SAMPLE_RATE) -> int:
     s0, s1 = span_samples(start, end, sampling_rate)
     return num_frames(s1 - s0, frame_shift, sampling_rate)
 
 
 def speech_stream(audio: np.ndarray, spans, frame_shift: float = FRAME_SHIFT,
-                  sampling_rate: int = SAMPLING_RATE) -> tuple[np.ndarray, list[int]]:
+                  sampling_rate: int = SAMPLE_RATE) -> tuple[np.ndarray, list[int]]:
     """The encoder input of one example: its speech spans' audio, each cut or zero-padded at its end to
     ``frames * samples_per_frame`` samples, concatenated.
 

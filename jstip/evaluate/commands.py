@@ -1,16 +1,34 @@
-"""``jstip evaluate``: thin wrappers around :func:`jstip.evaluate.decode.evaluate_checkpoint` (a jstip model) and
-:func:`jstip.evaluate.whisper_eval.evaluate_whisper` (a Whisper baseline)."""
+"""``jstip evaluate`` and ``jstip transcribe``: thin wrappers around :func:`jstip.evaluate.decode.evaluate_checkpoint`
+(a jstip model), :func:`jstip.evaluate.whisper_eval.evaluate_whisper` (a Whisper baseline) and
+:func:`jstip.evaluate.transcribe.transcribe` (audio without references)."""
 
 from __future__ import annotations
 
 import click
 
 from jstip.entities import exposure_options
-from jstip.evaluate.normalize import NORMALIZER_VERSION, NORMALIZERS
 from jstip.errors import InputError
 from jstip.evaluate.spoken_eval import DEFAULT_VOICE, SPOKEN_TASKS
 from jstip.manifests import ManifestError
+from jstip.scoring.figures import pct, signed_pct
+from jstip.scoring.normalize import NORMALIZER_VERSION, NORMALIZERS
 from jstip.train.checkpoint_file import CheckpointFileError
+
+
+def decoding_options(func):
+    """The speech-LLM decoding options of `jstip evaluate` and `jstip transcribe`: --beam, --batch-size,
+    --max-new-tokens."""
+    for option in reversed([
+        click.option("--beam", "num_beams", default=1, show_default=True, type=click.IntRange(min=1),
+                     help="Beams of beam search (1 = greedy)."),
+        click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
+                     help="Utterances (or spoken prompts) per generate call."),
+        click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
+                     help="Most tokens per transcript (a batch is also capped at 10 + 25 tokens per second of "
+                          "audio)."),
+    ]):
+        func = option(func)
+    return func
 
 
 @click.command(name="evaluate", context_settings={"help_option_names": ["-h", "--help"]})
@@ -32,14 +50,9 @@ from jstip.train.checkpoint_file import CheckpointFileError
                    "supervisions.")
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder: metrics.json, hyps.jsonl, train/metrics.jsonl, spoken_tasks/.")
-@click.option("--beam", "num_beams", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Beams of beam search (1 = greedy).")
-@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Utterances (or spoken prompts) per generate call.")
+@decoding_options
 @click.option("--max-utterances", default=None, type=click.IntRange(min=1),
               help="Decode only the first N cuts (a quick look).")
-@click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
-              help="Most tokens per transcript (a batch is also capped at 10 + 25 tokens per second of audio).")
 @click.option("--spoken-tasks/--no-spoken-tasks", default=None,
               help="Also run the modality gap, spoken instruction following and spoken QA (shipped items spoken "
                    "by --voice). Off unless asked for: --spoken-tasks, --spoken-task NAME or --spoken-items N.")
@@ -88,7 +101,7 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
       jstip report exp/asr_only/eval exp/tiny/eval --out exp/report.html
       jstip evaluate --whisper tiny.en --cuts mini/test/cuts.jsonl.gz --out exp/whisper_tiny_en
     """
-    from jstip.evaluate.scoring import summary_line
+    from jstip.scoring.score import summary_line
 
     if (checkpoint is None) == (whisper_model is None):
         raise click.UsageError("give either --checkpoint (a jstip model) or --whisper (a Whisper baseline)")
@@ -127,14 +140,14 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
                  f"(+{listening['rise']:.2f} nats)")
     mg = metrics.get("modality_gap") or {}
     if mg.get("gap") is not None:
-        line += (f"; MCQ text {100 * mg['accuracy_text']:.1f}% speech {100 * mg['accuracy_speech']:.1f}% "
-                 f"gap {100 * mg['gap']:+.1f} points")
+        line += (f"; MCQ text {pct(mg['accuracy_text'], 1)}% speech {pct(mg['accuracy_speech'], 1)}% "
+                 f"gap {signed_pct(mg['gap'], 1)} points")
     inst = metrics.get("instruction_following") or {}
     if inst.get("prompt_level") is not None:
-        line += f"; instructions {100 * inst['prompt_level']:.1f}%"
+        line += f"; instructions {pct(inst['prompt_level'], 1)}%"
     qa = metrics.get("spoken_qa") or {}
     if qa.get("exact_match") is not None:
-        line += f"; spoken QA {100 * qa['exact_match']:.1f}%"
+        line += f"; spoken QA {pct(qa['exact_match'], 1)}%"
     click.echo(line)
     for name in ("modality_gap", "instruction_following", "spoken_qa"):
         if isinstance(metrics.get(name), dict) and "error" in metrics[name]:
@@ -153,3 +166,39 @@ def _spoken_selection(flag: bool | None, names: tuple[str, ...], items: int | No
     if names:
         return list(names)
     return bool(flag) or items is not None
+
+
+@click.command(name="transcribe", context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--model", "checkpoint", required=True, type=click.Path(exists=True),
+              help="A checkpoint written by `jstip train` (EXP/checkpoints/last.ckpt) or a folder written by "
+                   "`jstip export`.")
+@click.option("--in", "in_path", required=True, type=click.Path(exists=True),
+              help="A folder of audio files, a Kaldi wav.scp, or a lhotse cut manifest (*.jsonl.gz).")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False),
+              help="Transcripts, jsonl: one {id, hyp} per input (what `jstip score --hyp` reads).")
+@decoding_options
+@click.option("--threads", default=None, type=click.IntRange(min=1), help="Torch CPU threads.")
+@click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
+def transcribe(checkpoint: str, in_path: str, out_path: str, num_beams: int, batch_size: int, max_new_tokens: int,
+        threads: int | None, progress: bool) -> None:
+    """Transcribe a folder of audio, a wav.scp or a cut manifest with a trained model.
+
+    Writes OUT (one {"id", "hyp"} line per input, in input order) and rejected.jsonl beside it (inputs whose audio
+    cannot be used, with the reason).
+
+    \b
+    Example:
+      jstip transcribe --model exp/stage2/checkpoints/last.ckpt --in recordings/ --out exp/recordings.hyp.jsonl
+      jstip transcribe --model exp/stage2/checkpoints/last.ckpt --in data/test/cuts.jsonl.gz --out test.hyp.jsonl
+      jstip score --ref data/test/cuts.jsonl.gz --hyp test.hyp.jsonl --out exp/test_scored
+    """
+    from jstip.evaluate.transcribe import transcribe as transcribe_to_file
+
+    try:
+        count, rejects = transcribe_to_file(checkpoint, in_path, out_path, num_beams=num_beams, batch_size=batch_size,
+                                            max_new_tokens=max_new_tokens, threads=threads, progress=progress)
+    except (ManifestError, CheckpointFileError) as err:
+        raise InputError(str(err)) from err
+    except (FileNotFoundError, ValueError) as err:
+        raise click.ClickException(str(err)) from err
+    click.echo(f"{count} transcripts -> {out_path}; {rejects.count} rejected -> {rejects.path}")

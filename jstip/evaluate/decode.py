@@ -22,7 +22,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -62,18 +61,11 @@ def bos_ids(tokenizer, config: Mapping | None = None) -> list[int]:
     return [tokenizer.bos_token_id] if cfg.add_bos and tokenizer.bos_token_id is not None else []
 
 
-def load_audio(cut) -> np.ndarray:
-    """(T,) float32 mono audio of a lhotse cut at 16 kHz (:func:`jstip.audio.load_cut_audio`)."""
-    from jstip.audio import load_cut_audio
-
-    return load_cut_audio(cut)
-
-
 def load_cuts(cuts_path, max_utterances: int | None = None, rejects=None):
     """The cuts of a test manifest, eagerly, the first ``max_utterances`` of them when given. With ``rejects`` (a
     ``jstip.rejects.RejectLog``) the cuts that cannot be scored are written there with the reason and left out: a
     duplicate id, no usable reference, entity offsets that do not slice the entity
-    (:func:`jstip.corpora.validate.screen_cuts`). Audio faults (a missing file, a 'command' source, NaN samples...)
+    (:func:`jstip.cuts.screen_cuts`). Audio faults (a missing file, a 'command' source, NaN samples...)
     are found when the audio is read: such a cut is rejected and scored as missing."""
     from lhotse import CutSet
 
@@ -86,7 +78,7 @@ def load_cuts(cuts_path, max_utterances: int | None = None, rejects=None):
     if max_utterances is not None:
         cuts = cuts.subset(first=max_utterances)
     if rejects is not None:
-        from jstip.corpora.validate import screen_cuts
+        from jstip.cuts import screen_cuts
 
         return screen_cuts(cuts, rejects, what="test", alignment=False, sources=False).to_eager()
     return cuts.to_eager()
@@ -98,23 +90,6 @@ def evaluation_rejects(out: Path, stage: str = "evaluate"):
 
     (out / "rejected.jsonl").unlink(missing_ok=True)
     return RejectLog(out / "rejected.jsonl", stage)
-
-
-def load_audio_or_reject(cut, rejects=None) -> np.ndarray | None:
-    """:func:`load_audio`, or None for audio that cannot be read or is empty: logged, and written to ``rejects``
-    (a ``jstip.rejects.RejectLog``) with the reason; one unreadable cut never stops a job."""
-    from jstip.audio import AudioError
-
-    try:
-        return load_audio(cut)
-    except AudioError as err:
-        reason = str(err)
-    except Exception as err:  # noqa: BLE001 -- one unreadable cut never stops the job
-        reason = f"audio not readable ({type(err).__name__}: {err}); check the recording's source path"
-    log.warning("%s: %s", cut.id, reason)
-    if rejects is not None:
-        rejects.reject(cut.id, reason)
-    return None
 
 
 def token_budget(duration: float, max_new_tokens: int, tokens_per_second: float = TOKENS_PER_SECOND) -> int:
@@ -152,7 +127,8 @@ def decode_cuts(
     """
     from tqdm import tqdm
 
-    from jstip.corpora.validate import too_long_for_encoder
+    from jstip.audio import load_cut_audio_or_reject
+    from jstip.cuts import too_long_for_encoder
     from jstip.model.speechlm import asr_prompts
 
     if hypothesis_ids is None and getattr(model, "first_pass", None) is not None:
@@ -175,7 +151,7 @@ def decode_cuts(
         for start in range(0, len(cuts), batch_size):
             batch, audios = [], []
             for cut in cuts[start:start + batch_size]:
-                audio = load_audio_or_reject(cut, rejects)
+                audio = load_cut_audio_or_reject(cut, rejects)
                 if audio is None:
                     bar.update(1)
                     continue
@@ -235,7 +211,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         spoken_tasks, voice, spoken_items, shots, response_tokens: the spoken tasks
             (:func:`jstip.evaluate.spoken_eval.run_spoken_tasks`); ``spoken_tasks``: all (True), none (False) or
             the names of those to run.
-        normalizer: the WER normaliser (:func:`jstip.evaluate.scoring.score`).
+        normalizer: the WER normaliser (:func:`jstip.scoring.score.score`).
         precision: ``auto`` (bfloat16 autocast where the device computes it natively), ``bf16`` or ``fp32``.
         exposure_cuts: cut manifests that count how often each entity was heard in training (EER per exposure
             bucket, ``exposure_edges``); None: the run's own ``data.train_cuts``; ``()``: none.
@@ -250,7 +226,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     """
     import torch
 
-    from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
+    from jstip.scoring.files import refs_from_cuts
+    from jstip.scoring.score import score, write_scores
     from jstip.train.run import load_checkpoint
 
     out = Path(out_dir)
@@ -342,5 +319,5 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     return {k: v for k, v in result.items() if k != "utterances"}
 
 
-__all__ = ["TOKENS_PER_SECOND", "asr_prompt_ids", "bos_ids", "decode_cuts", "evaluate_checkpoint", "load_audio",
-           "render_config", "token_budget", "training_log_rows"]
+__all__ = ["TOKENS_PER_SECOND", "asr_prompt_ids", "bos_ids", "decode_cuts", "evaluate_checkpoint", "render_config",
+           "token_budget", "training_log_rows"]

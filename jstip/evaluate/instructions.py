@@ -151,22 +151,19 @@ def load_items(path: str | Path | None = None) -> list[dict]:
     Raises:
         ValueError: naming the file, the item and the problem.
     """
+    from jstip.jsonl import read_jsonl
+
+    def check(item: dict) -> None:
+        if not item.get("id") or not item.get("prompt") or not item.get("instructions"):
+            raise ValueError("an item needs id, prompt and a non-empty instructions list")
+        try:
+            for instruction in [*item["instructions"], *item.get("superseded", [])]:
+                validate_instruction(instruction)
+        except ValueError as err:
+            raise ValueError(f"item {item['id']}: {err}") from err
+
     path = Path(path) if path is not None else default_data_dir() / "instructions.jsonl"
-    items = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            try:
-                if not item.get("id") or not item.get("prompt") or not item.get("instructions"):
-                    raise ValueError("an item needs id, prompt and a non-empty instructions list")
-                for instruction in [*item["instructions"], *item.get("superseded", [])]:
-                    validate_instruction(instruction)
-            except ValueError as err:
-                raise ValueError(f"{path}:{lineno} ({item.get('id')}): {err}") from err
-            items.append(item)
-    return items
+    return read_jsonl(path, check=check)
 
 
 def default_data_dir() -> Path:

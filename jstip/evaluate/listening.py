@@ -36,7 +36,8 @@ def listening_figure(model, tokenizer, config, cuts, max_utterances: int | None 
     """
     from jstip.data.packing import collate
     from jstip.data.render import Renderer, speech_stream
-    from jstip.evaluate.decode import load_audio, render_config
+    from jstip.audio import load_cut_audio
+    from jstip.evaluate.decode import render_config
 
     renderer = Renderer(tokenizer, render_config(config))
     frame_shift = renderer.cfg.frame_shift
@@ -46,7 +47,7 @@ def listening_figure(model, tokenizer, config, cuts, max_utterances: int | None 
         if not text:
             continue
         try:
-            audio = load_audio(cut)
+            audio = load_cut_audio(cut)
         except Exception:  # noqa: BLE001 -- unreadable audio is reported by decoding; not scored here
             continue
         if audio.size == 0:

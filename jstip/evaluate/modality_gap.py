@@ -20,7 +20,6 @@ Items live in ``jstip/resources/eval/mcq.jsonl``: ``id``, ``subject`` (``general
 
 from __future__ import annotations
 
-import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jstip.evaluate.stats import paired_bootstrap
+from jstip.scoring.stats import paired_bootstrap
 
 LETTERS = ("A", "B", "C", "D")
 HEADER = "The following are multiple choice questions (with answers)."
@@ -47,20 +46,16 @@ def load_mcq(path: str | Path | None = None) -> list[dict]:
     Raises:
         ValueError: naming the file, the line and the problem.
     """
-    path = Path(path) if path is not None else default_mcq_path()
-    items = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            options = item.get("options")
-            if not item.get("id") or not item.get("question") or not isinstance(options, dict):
-                raise ValueError(f"{path}:{lineno}: an item needs id, question and options {{letter: text}}")
-            if item.get("answer") not in options:
-                raise ValueError(f"{path}:{lineno} ({item['id']}): answer {item.get('answer')!r} is not an option")
-            items.append(item)
-    return items
+    from jstip.jsonl import read_jsonl
+
+    def check(item: dict) -> None:
+        options = item.get("options")
+        if not item.get("id") or not item.get("question") or not isinstance(options, dict):
+            raise ValueError("an item needs id, question and options {letter: text}")
+        if item.get("answer") not in options:
+            raise ValueError(f"item {item['id']}: answer {item.get('answer')!r} is not an option")
+
+    return read_jsonl(Path(path) if path is not None else default_mcq_path(), check=check)
 
 
 def _question_block(item: Mapping) -> str:

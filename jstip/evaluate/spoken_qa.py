@@ -11,11 +11,10 @@ Items live in ``jstip/resources/eval/spoken_qa.jsonl``: ``id``, ``question`` and
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from jstip.evaluate.normalize import normalize_text
+from jstip.scoring.normalize import normalize_text
 
 _ARTICLES = {"a", "an", "the"}
 
@@ -33,17 +32,13 @@ def load_qa(path: str | Path | None = None) -> list[dict]:
     Raises:
         ValueError: naming the file and the line of an item without id, question or answers.
     """
-    path = Path(path) if path is not None else default_qa_path()
-    items = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            if not item.get("id") or not item.get("question") or not item.get("answers"):
-                raise ValueError(f"{path}:{lineno}: an item needs id, question and a non-empty answers list")
-            items.append(item)
-    return items
+    from jstip.jsonl import read_jsonl
+
+    def check(item: dict) -> None:
+        if not item.get("id") or not item.get("question") or not item.get("answers"):
+            raise ValueError("an item needs id, question and a non-empty answers list")
+
+    return read_jsonl(Path(path) if path is not None else default_qa_path(), check=check)
 
 
 def normalize_answer(text: str) -> str:

@@ -38,8 +38,10 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     import torch
     from tqdm import tqdm
 
-    from jstip.evaluate.decode import evaluation_rejects, load_audio_or_reject, load_cuts
-    from jstip.evaluate.scoring import refs_from_cuts, score, write_scores
+    from jstip.audio import load_cut_audio_or_reject
+    from jstip.evaluate.decode import evaluation_rejects, load_cuts
+    from jstip.scoring.files import refs_from_cuts
+    from jstip.scoring.score import score, write_scores
     from jstip.model.whisper import load_whisper
     from jstip.model.whisper_decode import DEFAULT_TEMPERATURES, WhisperTranscriber
 
@@ -58,7 +60,7 @@ def evaluate_whisper(model: str | Path | None, cuts_path: str | Path, out_dir: s
     refs = refs_from_cuts(cuts)
     ids, audios = [], []
     for cut in cuts:
-        audio = load_audio_or_reject(cut, rejects)
+        audio = load_cut_audio_or_reject(cut, rejects)
         if audio is None:
             continue
         ids.append(cut.id)

@@ -103,7 +103,7 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
     from tqdm import tqdm
 
     from jstip.interleave.examples import interleave_cuts, public_example
-    from jstip.rejects import write_jsonl
+    from jstip.jsonl import write_jsonl
 
     cfg = _config(policy, speech_share, segment_mode, min_pause, min_words, max_words, min_duration, max_duration,
                   random_span)
@@ -120,7 +120,7 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
         raise InputError(str(err)) from err
     n_in = rejects.count
 
-    from jstip.corpora.validate import CutScreen
+    from jstip.cuts import CutScreen
 
     screen = CutScreen(alignment=False, audio="load" if check_audio else "sources")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from jstip.interleave.examples import InterleaveConfig, interleave_cut, NotInterleavable, speech_share, the_supervision
+from jstip.interleave.examples import InterleaveConfig, interleave_cut, NotInterleavable, the_supervision
 from jstip.interleave.units import AlignmentError, alignment_offset, units_for_supervision
 
 # Segment length histogram bins, in words: 1, 2, 3-4, 5-8, 9-16, 17+.

@@ -2,7 +2,7 @@
 
 ``model:`` sections of the Hydra YAML configs (``jstip/conf/``) are merged onto these dataclasses, so a key that does
 not exist is an error naming it, and a value left out takes the default below. :func:`model_config` does the merge;
-``jstip.model.build`` and the CTC prior (``jstip.priors.ctc``) build from the result.
+``jstip.model.build`` and the CTC prior (``jstip.pretrain.ctc``) build from the result.
 """
 
 from __future__ import annotations

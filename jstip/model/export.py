@@ -1,6 +1,6 @@
 """A trained jstip model as a folder that leaves jstip: no pickle anywhere.
 
-``export_checkpoint(CKPT, DIR)`` writes::
+``write_export`` (``jstip export``: :func:`jstip.train.export.export_checkpoint`) writes::
 
     DIR/config.json          {"format": "jstip-speechlm", "version": 1, "model": ..., "run_config": ..., "step": ...}
     DIR/speech.safetensors   the encoder's and the adapter's weights ("encoder.*", "adapter.*")
@@ -25,7 +25,7 @@ VERSION = 1
 
 
 def is_export(path: str | Path) -> bool:
-    """True for a folder written by :func:`export_checkpoint`."""
+    """True for a folder written by :func:`write_export`."""
     cfg = Path(path) / "config.json"
     if not Path(path).is_dir() or not cfg.is_file():
         return False
@@ -35,15 +35,13 @@ def is_export(path: str | Path) -> bool:
         return False
 
 
-def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
-    """Write the export of a ``jstip train`` checkpoint to ``out_dir`` (replaced whole, atomically)."""
+def write_export(model, tokenizer, config: dict, out_dir: str | Path, checkpoint: str | Path | None = None,
+                 step: int | None = None) -> Path:
+    """Write the export of a trained ``SpeechLM`` (with its tokenizer and run ``config``, as
+    ``jstip.train.run.load_checkpoint`` returns them) to ``out_dir`` (replaced whole, atomically); ``checkpoint`` and
+    ``step`` are recorded in config.json."""
     from safetensors.torch import save_file
 
-    from jstip.train.checkpoint_file import read_checkpoint
-    from jstip.train.run import load_checkpoint
-
-    model, tokenizer, config = load_checkpoint(checkpoint)
-    step = read_checkpoint(checkpoint, mmap=True).get("global_step")
     llm = model.llm
     if hasattr(llm, "merge_and_unload"):  # LoRA: fold the adapters into the weights
         llm = llm.merge_and_unload()
@@ -78,7 +76,8 @@ def export_checkpoint(checkpoint: str | Path, out_dir: str | Path) -> Path:
     model_cfg["tokenizer"] = {"kind": "hf", "path": "llm"}
     run_config = dict(config, model=model_cfg)
     (tmp / "config.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "model": model_cfg,
-                                                 "run_config": run_config, "checkpoint": str(Path(checkpoint)),
+                                                 "run_config": run_config,
+                                                 "checkpoint": None if checkpoint is None else str(Path(checkpoint)),
                                                  "step": step}, indent=1), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
@@ -141,4 +140,4 @@ def load_exported(path: str | Path):
     return model.eval(), tokenizer, meta["run_config"]
 
 
-__all__ = ["FORMAT", "export_checkpoint", "is_export", "load_exported"]
+__all__ = ["FORMAT", "write_export", "is_export", "load_exported"]

@@ -95,3 +95,46 @@ class FeatureCache:
         for s, f in enumerate(found):
             out[s, :f.shape[0]] = f.to(audio.device)
         return out, lens
+
+
+def encode_cuts(encoder, cuts, frame_shift: float, cache=None, batch_size: int = 8, rejects=None,
+                progress: bool = True, desc: str = "encoding") -> dict[str, torch.Tensor]:
+    """Frozen encoder outputs (T_enc, D) float16 of each cut's ASR speech stream (unreadable audio: rejected)."""
+    from tqdm import tqdm
+
+    from jstip.data.render import speech_stream
+    from jstip.audio import load_cut_audio_or_reject
+
+    cuts = sorted(cuts, key=lambda c: (-float(c.duration), c.id))
+    out: dict[str, torch.Tensor] = {}
+    bar = tqdm(total=len(cuts), desc=desc, unit="cut", disable=not progress, dynamic_ncols=True)
+    for start in range(0, len(cuts), batch_size):
+        ids, streams = [], []
+        for cut in cuts[start:start + batch_size]:
+            audio = load_cut_audio_or_reject(cut, rejects)
+            if audio is None:
+                continue
+            stream, _ = speech_stream(audio, [(0.0, float(cut.duration))], frame_shift)
+            ids.append(cut.id)
+            streams.append(stream)
+        if streams:
+            lens = torch.tensor([len(s) for s in streams])
+            audio = torch.zeros(len(streams), int(lens.max()))
+            for i, s in enumerate(streams):
+                audio[i, :len(s)] = torch.from_numpy(s)
+            with torch.no_grad():
+                feats, flen = cache.encode(encoder, audio, lens) if cache is not None else encoder(audio, lens)
+            for i, cut_id in enumerate(ids):
+                out[cut_id] = feats[i, :int(flen[i])].to(torch.float16).cpu()
+        bar.update(len(cuts[start:start + batch_size]))
+    bar.close()
+    return out
+
+
+def pad_features(items: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-cut features (T_i, D) as one zero-padded float batch (B, T, D) and their lengths (B,)."""
+    lens = torch.tensor([t.shape[0] for t in items])
+    x = torch.zeros(len(items), int(lens.max()), items[0].shape[1])
+    for i, t in enumerate(items):
+        x[i, :t.shape[0]] = t.float()
+    return x, lens

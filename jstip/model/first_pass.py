@@ -79,7 +79,7 @@ class CTCFirstPass(nn.Module):
         sizes = meta.get("adapter")
         if sizes is None:  # written before the sizes were recorded: the config and overrides of that run
             from jstip.model.config import model_config
-            from jstip.train.__main__ import compose
+            from jstip.conf import compose
 
             a = model_config(compose(meta["config"], list(meta.get("overrides") or [])).model).adapter
             sizes = {"stack": int(meta["stack"]), "hidden": a.hidden, "layers": a.layers, "width": a.width,
@@ -129,7 +129,7 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
                        desc: str = "first pass") -> dict[str, list[int]]:
     """cut id -> first-pass token ids of each cut's whole audio (the ASR speech stream; unreadable audio: left out,
     the data pipeline reports it). Encoder outputs come from the model's feature cache when it has one."""
-    from jstip.priors.adapter_ctc import _pad, encode_cuts
+    from jstip.model.feature_cache import encode_cuts, pad_features
 
     if model.first_pass is None:
         raise ValueError("the model has no first pass (model.first_pass)")
@@ -150,7 +150,7 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
             ids = list(feats)
             for i in range(0, len(ids), batch_size):
                 group = ids[i:i + batch_size]
-                x, lens = _pad([feats[k] for k in group])
+                x, lens = pad_features([feats[k] for k in group])
                 for k, hyp in zip(group, model.first_pass(x, lens, noisy=noisy)):
                     out[k] = hyp
             bar.update(len(chunk))

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from jstip.data.batch import IGNORE_INDEX, SAMPLING_RATE, SpeechLMBatch, num_frames, samples_per_frame
+from jstip.audio import num_frames, samples_per_frame
+from jstip.data.batch import IGNORE_INDEX, SpeechLMBatch
 
 
 def block_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Hydra entry point: ``python -m jstip.train --config-name tiny key=value ...`` (same as ``jstip train``).
 
 Options before the overrides: ``--config-name NAME`` (a packaged config in ``jstip/conf``, default ``tiny``),
-``--config-dir DIR`` (take the config from DIR; its defaults list may name packaged configs), ``--cfg`` (print the composed config and exit).
+``--config-dir DIR`` (take the config from DIR; its defaults list may name packaged configs), ``--cfg`` (print the composed config and exit), ``--check`` (check the required values and exit).
 """
 
 from __future__ import annotations
@@ -10,25 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from jstip.conf import compose
 
-def compose(config_name: str = "tiny", overrides: list[str] | None = None, config_dir: str | None = None):
-    """The run config: a packaged (or ``config_dir``) YAML with Hydra ``key=value`` overrides applied."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    overrides = list(overrides or [])
-    GlobalHydra.instance().clear()
-    if config_dir:
-        from pathlib import Path
-
-        # The user's folder is the primary search path; the packaged configs stay reachable from its defaults lists.
-        overrides.append("hydra.searchpath=[pkg://jstip.conf]")
-        init = initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base=None)
-    else:
-        init = initialize_config_module(config_module="jstip.conf", version_base=None)
-    with init:
-        return hydra_compose(config_name=config_name, overrides=overrides)
 
 def _compose_error(err: Exception, name: str, config_dir: str | None) -> str:
     """One line for a config that does not compose: the packaged configs for an unknown name, the nearest keys for an
@@ -52,6 +35,9 @@ def _compose_error(err: Exception, name: str, config_dir: str | None) -> str:
             keys = [k for k in _flat_keys(OmegaConf.to_container(base))]
         except Exception:  # noqa: BLE001
             keys = []
+        if key == "train.stage":
+            return ("train.stage was replaced by train.trainable: adapter_only (the old stage 1: encoder and LLM "
+                    "frozen) or all (stage 2), or a list of parts like 'train.trainable=[adapter,llm]'")
         near = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
         hint = f"the nearest keys are {', '.join(near)}" if near else "see the config with --cfg"
         return (f"config {name!r} has no key {key!r}: {hint}; to add a new key on purpose, write +{key}=...")
@@ -73,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from jstip.train.run import train
 
     args = list(sys.argv[1:] if argv is None else argv)
-    name, config_dir, print_only, overrides = "tiny", None, False, []
+    name, config_dir, print_only, check_only, overrides = "tiny", None, False, False, []
     while args:
         a = args.pop(0)
         if a in ("--config-name", "-cn"):
@@ -84,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             config_dir = args.pop(0)
         elif a == "--cfg":
             print_only = True
+        elif a == "--check":
+            check_only = True
         elif a in ("-h", "--help"):
             print(__doc__.strip() + "\n\nExample: python -m jstip.train --config-name tiny "
                   "data.train_cuts=mini/train/cuts.jsonl.gz exp_dir=exp/tiny trainer.max_steps=200")
@@ -99,11 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     if print_only:
         print(OmegaConf.to_yaml(cfg))
         return 0
-    missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:
-        print(f"error: config {name!r} needs values for {', '.join(missing)} (add e.g. {missing[0]}=...)",
-              file=sys.stderr)
-        return 2
     from jstip.train.run import check_required
 
     try:
@@ -111,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         print(f"error: config {name!r}: {e}", file=sys.stderr)
         return 2
+    if check_only:
+        print(f"config {name!r}: every required value is given")
+        return 0
     from jstip.manifests import ManifestError
     from jstip.train.checkpoint_file import CheckpointFileError
 

@@ -12,7 +12,6 @@ import logging
 from pathlib import Path
 
 import lightning as L
-import torch
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class SpeechDataModule(L.LightningDataModule):
         if rejects is not None:
             # TTS and dev cuts are screened like the train cuts; audio that fails while a batch loads is appended
             # to the same file.
-            from jstip.corpora.validate import screen_cuts
+            from jstip.cuts import screen_cuts
 
             md = self.data_cfg.max_duration
             if self.tts_cuts is not None:

@@ -1,4 +1,4 @@
-"""The LightningModule of jstip: a ``SpeechLM``, its training stage, optimiser and schedule."""
+"""The LightningModule of jstip: a ``SpeechLM``, the parts that train, optimiser and schedule."""
 
 from __future__ import annotations
 
@@ -7,7 +7,29 @@ import torch
 
 from jstip.model.speechlm import SpeechLM
 
-STAGE_TRAINABLE = {1: ("adapter",), 2: ("encoder", "adapter", "llm")}
+PARTS = ("encoder", "adapter", "llm")
+TRAINABLE_PRESETS = {"adapter_only": ("adapter",), "all": PARTS}
+"""Named values of ``train.trainable``: ``adapter_only`` (the paper's stage 1: encoder and LLM frozen) and ``all``
+(its stage 2; the LLM through LoRA when ``train.lora.enabled``)."""
+
+
+def trainable_parts(value) -> tuple[str, ...]:
+    """The parts ``train.trainable`` names: a preset of :data:`TRAINABLE_PRESETS` or a list of :data:`PARTS`.
+
+    Raises:
+        ValueError: an unknown preset or part, or nothing to train.
+    """
+    if isinstance(value, str):
+        if value not in TRAINABLE_PRESETS:
+            raise ValueError(f"train.trainable={value!r} is not a preset: use {' or '.join(TRAINABLE_PRESETS)}, or a "
+                             f"list of parts like [adapter, llm]")
+        return TRAINABLE_PRESETS[value]
+    parts = tuple(str(p) for p in (value or ()))
+    unknown = [p for p in parts if p not in PARTS]
+    if unknown or not parts:
+        raise ValueError(f"train.trainable={list(parts)}: name one or more of {', '.join(PARTS)} (or a preset: "
+                         f"{', '.join(TRAINABLE_PRESETS)})")
+    return parts
 
 
 class NonFiniteLossError(RuntimeError):
@@ -53,11 +75,10 @@ class SpeechLMModule(L.LightningModule):
     """Trains a ``SpeechLM`` on ``SpeechLMBatch`` batches.
 
     Args:
-        model: the speech-LLM (LoRA already applied when the stage asks for it).
-        stage: 1 (adapter only; encoder and LLM frozen and kept in eval mode, so even batch-norm statistics stay
-            bit-identical) or 2 (everything, or the LLM through LoRA).
+        model: the speech-LLM (LoRA already applied when the run asks for it).
+        trainable: the parts that train (:func:`trainable_parts`); the others are frozen and kept in eval mode, so
+            even their batch-norm statistics stay bit-identical.
         optim: ``lr``, ``weight_decay``, ``betas``, ``warmup_steps``, ``max_steps``, ``min_lr_ratio``.
-        trainable: parts to train, overriding the stage's default.
         lora: whether ``model.llm`` is a peft LoRA model.
         config: the run's resolved config, stored in every checkpoint (``jstip.train.load_checkpoint`` reads it).
         inherited_keys: the state-dict keys of the ``model.init_from`` checkpoint (None: no such checkpoint); a
@@ -66,15 +87,14 @@ class SpeechLMModule(L.LightningModule):
             ``jstip.train.frozen``).
     """
 
-    def __init__(self, model: SpeechLM, stage: int = 1, optim: dict | None = None,
-                 trainable: tuple[str, ...] | None = None, lora: bool = False, config: dict | None = None,
+    def __init__(self, model: SpeechLM, trainable: str | tuple[str, ...] = "adapter_only", optim: dict | None = None,
+                 lora: bool = False, config: dict | None = None,
                  save_frozen: bool = False, inherited_keys: set[str] | None = None) -> None:
         super().__init__()
         self.model = model
-        self.stage = int(stage)
         self.optim = dict(optim or {})
         self.lora = lora
-        self.trainable = tuple(trainable or STAGE_TRAINABLE[self.stage])
+        self.trainable = trainable_parts(trainable)
         self.config = config or {}
         self.save_frozen = bool(save_frozen)
         self.inherited_keys = inherited_keys
@@ -163,7 +183,7 @@ class SpeechLMModule(L.LightningModule):
         return self._frozen
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["jstip"] = {"config": self.config, "stage": self.stage, "lora": self.lora,
+        checkpoint["jstip"] = {"config": self.config, "trainable": list(self.trainable), "lora": self.lora,
                                "data": {"epoch": int(self.current_epoch), "batches_done": int(self.batches_done)},
                                "rng": _get_rng()}
         keys, fp = self._frozen_record()

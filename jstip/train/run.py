@@ -140,24 +140,42 @@ def load_model_weights(model, ckpt: dict, source) -> None:
 
 
 def check_required(cfg) -> None:
-    """Every key listed in ``cfg.required`` is set (not null, not ``???``).
+    """The one check of what a config must give, run before anything is built (``jstip train --check`` runs it alone).
 
-    OmegaConf keeps a parent config's value when a child config says ``???``, so a packaged config marks what its
-    user must give in ``required`` instead, and this check names the missing override.
+    - every key listed in ``cfg.required`` is set (not null, not ``???``): packaged configs mark what their user must
+      give there, with null as the value (a child config's ``???`` would not override its parent's value);
+    - a ``???`` anywhere else (a user's own config) is a missing value too;
+    - a Hugging Face LLM or tokenizer (``kind: hf``) needs its ``path``;
+    - ``train.trainable`` names a preset or parts (:func:`jstip.train.module.trainable_parts`); the old
+      ``train.stage`` is refused with its replacement.
+
+    Raises:
+        ValueError: naming every missing key, with the overrides to give.
     """
     from omegaconf import OmegaConf
 
+    from jstip.train.module import trainable_parts
+
+    train_cfg = cfg.get("train") or {}
+    if "stage" in train_cfg:
+        raise ValueError("train.stage was replaced by train.trainable: adapter_only (the old stage 1: encoder and LLM "
+                         "frozen) or all (stage 2), or a list of parts like [adapter, llm]")
     missing = []
-    for key in cfg.get("required") or []:
+    for key in list(cfg.get("required") or []) + sorted(OmegaConf.missing_keys(cfg)):
         try:
             value = OmegaConf.select(cfg, key, throw_on_missing=True)
         except Exception:  # MissingMandatoryValue
             value = None
-        if value is None or value == "???":
+        if (value is None or value == "???") and key not in missing:
             missing.append(key)
+    for part in ("llm", "tokenizer"):
+        node = (cfg.get("model") or {}).get(part) or {}
+        if node.get("kind") == "hf" and not node.get("path") and f"model.{part}.path" not in missing:
+            missing.append(f"model.{part}.path")
     if missing:
         raise ValueError("the config needs " + ", ".join(missing) + ": give them on the command line, e.g. "
                          + " ".join(f"{k}=..." for k in missing))
+    trainable_parts(train_cfg.get("trainable", "adapter_only"))
 
 
 def _use_the_llms_tokenizer(cfg) -> None:
@@ -176,10 +194,10 @@ def _use_the_llms_tokenizer(cfg) -> None:
 def _warn_frozen_random_encoder(cfg) -> None:
     """Say so before training when the encoder stays frozen but is not pretrained (random features)."""
     from jstip.model.config import model_config
-    from jstip.train.module import STAGE_TRAINABLE
+    from jstip.train.module import trainable_parts
 
     enc = model_config(cfg.model).encoder
-    trainable = tuple(cfg.train.get("trainable") or STAGE_TRAINABLE[int(cfg.train.get("stage", 1))])
+    trainable = trainable_parts(cfg.train.get("trainable"))
     if "encoder" not in trainable and enc.resolved_kind() == "conformer":
         msg = ("the encoder is frozen (train.trainable has no 'encoder') but randomly initialised (model.encoder has "
                "no nemo_path or Whisper path): the adapter learns from random features. Give a pretrained encoder "
@@ -228,7 +246,7 @@ def train(cfg) -> Path:
 
     # Every cut is accounted for: what a run cannot use is written to exp_dir/rejected.jsonl with its reason (before
     # training: stage "train"; audio found bad while loading a batch: stage "data").
-    from jstip.corpora.validate import screen_cuts
+    from jstip.cuts import screen_cuts
     from jstip.rejects import RejectLog
     from jstip.train.data import data_config
 
@@ -242,11 +260,11 @@ def train(cfg) -> Path:
     if rejects.count:
         log.warning("%d training cut(s) rejected: reasons in %s", rejects.count, rejects.path)
     model, tokenizer, lora = build_model_and_tokenizer(cfg, exp_dir, train_cuts)
-    from jstip.corpora.validate import drop_too_long
+    from jstip.cuts import drop_too_long
 
     train_cuts = drop_too_long(train_cuts, model.encoder, rejects, frame_shift=model.frame_shift)  # Whisper's 30 s
-    module = SpeechLMModule(model, stage=int(cfg.train.stage), optim=OmegaConf.to_container(cfg.train.optim),
-                            trainable=cfg.train.get("trainable"), lora=lora,
+    module = SpeechLMModule(model, trainable=cfg.train.trainable, optim=OmegaConf.to_container(cfg.train.optim),
+                            lora=lora,
                             config=OmegaConf.to_container(cfg, resolve=True),
                             save_frozen=bool(cfg.checkpoint.get("save_frozen", False)),
                             inherited_keys=inherited_state_keys(cfg.model.get("init_from")))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from jstip.tts.base import SAMPLING_RATE, Synthesis, SynthesisError, TTSBackend, Voice, WordTime
+from jstip.tts.base import Synthesis, SynthesisError, TTSBackend, Voice, WordTime
 
 _BACKENDS: dict[str, TTSBackend] = {}
 
@@ -38,6 +38,6 @@ def default_voices() -> list[Voice]:
 
 
 __all__ = [
-    "SAMPLING_RATE", "Synthesis", "SynthesisError", "TTSBackend", "Voice", "WordTime",
+    "Synthesis", "SynthesisError", "TTSBackend", "Voice", "WordTime",
     "get_backend", "synthesize", "default_voices",
 ]

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from jstip.audio import SAMPLE_RATE as SAMPLING_RATE
+from jstip.audio import SAMPLE_RATE
 
 
 
@@ -75,7 +75,7 @@ class Synthesis:
 
     audio: np.ndarray
     words: list[WordTime]
-    sampling_rate: int = SAMPLING_RATE
+    sampling_rate: int = SAMPLE_RATE
     info: dict = field(default_factory=dict)
 
     @property

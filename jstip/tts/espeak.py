@@ -21,7 +21,8 @@ import numpy as np
 from scipy.signal import resample_poly
 
 from jstip.text import word_spans
-from jstip.tts.base import SAMPLING_RATE, Synthesis, SynthesisError, TTSBackend, Voice, WordTime
+from jstip.audio import SAMPLE_RATE
+from jstip.tts.base import Synthesis, SynthesisError, TTSBackend, Voice, WordTime
 from jstip.tts.timing import tighten_to_voiced
 
 _EVENT_LIST_TERMINATED = 0
@@ -207,11 +208,11 @@ def _to_synthesis(text, spans, audio, rate, events, phoneme_count) -> Synthesis:
         pause = next((p for p in pause_starts if b < p < nxt), None)
         ends.append(pause if pause is not None else nxt)
     # Resample to 16 kHz and convert the times.
-    g = gcd(SAMPLING_RATE, rate)
-    audio16 = resample_poly(audio, SAMPLING_RATE // g, rate // g).astype(np.float32)
+    g = gcd(SAMPLE_RATE, rate)
+    audio16 = resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)
     np.clip(audio16, -1.0, 1.0, out=audio16)
     scale = 1.0 / rate
     raw = [(b * scale, e * scale) for b, e in zip(starts, ends)]
-    times = tighten_to_voiced(audio16, SAMPLING_RATE, raw)
+    times = tighten_to_voiced(audio16, SAMPLE_RATE, raw)
     words = [WordTime(s.word, st, en) for s, (st, en) in zip(spans, times)]
-    return Synthesis(audio16, words, SAMPLING_RATE, info={"engine": "espeak", "engine_rate": rate})
+    return Synthesis(audio16, words, SAMPLE_RATE, info={"engine": "espeak", "engine_rate": rate})

@@ -20,7 +20,8 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 from jstip.text import words as split_words
-from jstip.tts.base import SAMPLING_RATE, Synthesis, SynthesisError, TTSBackend, Voice, WordTime
+from jstip.audio import SAMPLE_RATE
+from jstip.tts.base import Synthesis, SynthesisError, TTSBackend, Voice, WordTime
 from jstip.tts.timing import tighten_to_voiced
 
 # Debian packages festvox-kallpc16k and festvox-us-slt-hts.
@@ -99,10 +100,10 @@ class FestivalBackend(TTSBackend):
                 "(a word it tokenises differently or does not speak, e.g. a bare symbol): spell it out"
             )
         raw = [(min(s for s, _ in t), max(e for _, e in t)) for t in spoken]
-        if rate != SAMPLING_RATE:
-            g = gcd(SAMPLING_RATE, int(rate))
-            audio = resample_poly(audio, SAMPLING_RATE // g, int(rate) // g).astype(np.float32)
+        if rate != SAMPLE_RATE:
+            g = gcd(SAMPLE_RATE, int(rate))
+            audio = resample_poly(audio, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
         np.clip(audio, -1.0, 1.0, out=audio)
-        times = tighten_to_voiced(audio, SAMPLING_RATE, raw)
-        return Synthesis(audio, [WordTime(w, s, e) for w, (s, e) in zip(words, times)], SAMPLING_RATE,
+        times = tighten_to_voiced(audio, SAMPLE_RATE, raw)
+        return Synthesis(audio, [WordTime(w, s, e) for w, (s, e) in zip(words, times)], SAMPLE_RATE,
                          info={"engine": "festival", "engine_rate": int(rate)})

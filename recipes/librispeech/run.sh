@@ -188,19 +188,11 @@ train_stage() {
   for f in "$encoder" "$data/aligned/train/cuts.jsonl.gz"; do
     [ -f "$f" ] || die "$f is missing: run the earlier stages first (bash $0 --out $out --stage 0)"
   done
-  # The composed config as key=value lines: a required value left empty fails here, not hours into a GPU job.
-  local flat missing
-  flat=$($JSTIP train --cfg "${args[@]}" | awk '{ match($0, /^ */); d = RLENGTH / 2; line = substr($0, RLENGTH + 1)
-    k = line; sub(/:.*/, "", k); key[d] = k; v = line; sub(/^[^:]*: ?/, "", v)
-    p = key[0]; for (i = 1; i <= d; i++) p = p "." key[i]; print p "=" v }')
-  missing=$(grep -E '=\?\?\?$' <<< "$flat" | sed 's/=.*//' || true)
-  for part in llm tokenizer; do
-    if grep -qx "model.$part.kind=hf" <<< "$flat" && grep -qx "model.$part.path=null" <<< "$flat"; then
-      missing+=" model.$part.path"
-    fi
-  done
-  if [ -n "${missing// /}" ]; then
-    die "config $config needs values for:" $missing "
+  # The config's one check (`jstip train --check`: the keys its `required:` list names, a Hugging Face LLM without a
+  # path): a required value left empty fails here, not hours into a GPU job.
+  local problem
+  if ! problem=$($JSTIP train --check "${args[@]}" 2>&1 >/dev/null); then
+    die "${problem#error: }
   set LLM_PATH=/models/your-llm (a local Hugging Face folder) for model.llm.path and model.tokenizer.path,
   or pass the key in TRAIN_ARGS, e.g. TRAIN_ARGS='model.llm.path=/models/llm7b model.tokenizer.path=/models/llm7b'"
   fi
@@ -211,7 +203,7 @@ if run_stage 4 train-stage1; then
   # Paper: stage 1 trains the adapter only, on ASR (encoder and LLM frozen).
   read -r -a s1 <<< "$STAGE1_ARGS"
   if [ -n "$STAGE1_STEPS" ]; then s1+=(trainer.max_steps="$STAGE1_STEPS"); fi
-  train_stage "$CONFIG_STAGE1" "$exp/stage1" train.stage=1 data.weights.word_il=0 data.weights.segment_il=0 \
+  train_stage "$CONFIG_STAGE1" "$exp/stage1" train.trainable=adapter_only data.weights.word_il=0 data.weights.segment_il=0 \
     data.weights.mixed_il=0 data.weights.text=0 ${s1[@]+"${s1[@]}"}
   done_stage 4 train-stage1
 fi
@@ -221,7 +213,7 @@ if run_stage 5 train-stage2; then
   [ -f "$exp/stage1/checkpoints/last.ckpt" ] || die "$exp/stage1/checkpoints/last.ckpt is missing: run stage 4 first"
   read -r -a s2 <<< "$STAGE2_ARGS"
   if [ -n "$STAGE2_STEPS" ]; then s2+=(trainer.max_steps="$STAGE2_STEPS"); fi
-  train_stage "$CONFIG_STAGE2" "$exp/stage2" train.stage=2 model.init_from="$(hq "$exp/stage1/checkpoints/last.ckpt")" \
+  train_stage "$CONFIG_STAGE2" "$exp/stage2" train.trainable=all model.init_from="$(hq "$exp/stage1/checkpoints/last.ckpt")" \
     ${s2[@]+"${s2[@]}"}
   done_stage 5 train-stage2
 fi

@@ -153,15 +153,15 @@ else
   fi
   # At this scale the LLM is a 0.1M-parameter model of the corpus' templates, so stage 1 trains it with the adapter;
   # the CTC-pretrained encoder stays frozen (its features are what the priors bring).
-  stage1=(train.stage=2 "train.trainable=[adapter,llm]" train.optim.lr=3e-3)
-  stage2=(train.stage=2 "train.trainable=[adapter,llm]" train.optim.lr=1e-3)
+  stage1=("train.trainable=[adapter,llm]" train.optim.lr=3e-3)
+  stage2=("train.trainable=[adapter,llm]" train.optim.lr=1e-3)
   names=("$WHISPER zero-shot" "untrained (priors only)")
 fi
 
 if run_stage 5 train-stage1; then
   if [ "$PRIORS" = scratch ]; then
     # The untrained reference: the speech-LLM built from the two priors, with a fresh adapter, before any training.
-    $JSTIP train --config-name "$config" "${common[@]}" exp_dir="$exp/untrained" train.stage=1 trainer.max_steps=0
+    $JSTIP train --config-name "$config" "${common[@]}" exp_dir="$exp/untrained" train.trainable=adapter_only trainer.max_steps=0
   fi
   # Stage 1 learns to read the audio: ASR only.
   $JSTIP train --config-name "$config" "${common[@]}" "${stage1[@]}" exp_dir="$exp/stage1" "data.weights={asr: 1}" \

@@ -10,7 +10,8 @@ import pytest
 import torch
 from lhotse import CutSet
 
-from jstip.data.batch import IGNORE_INDEX, samples_per_frame
+from jstip.audio import samples_per_frame
+from jstip.data.batch import IGNORE_INDEX
 from jstip.data.dataset import (
     DataConfig,
     SpeechLMDataset,

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from jstip.data.batch import IGNORE_INDEX, num_frames, samples_per_frame
+from jstip.audio import num_frames, samples_per_frame
+from jstip.data.batch import IGNORE_INDEX
 from jstip.data.dataset import DataConfig, SpeechLMDataset
 from jstip.data.render import RenderConfig, Renderer, add_special_tokens, span_samples, speech_stream
 from jstip.interleave.examples import InterleaveConfig, interleave_cut

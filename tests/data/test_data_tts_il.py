@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from lhotse import CutSet
 
-from jstip.data.batch import samples_per_frame
+from jstip.audio import samples_per_frame
 from jstip.data.dataset import DataConfig, build_dataloader, is_tts, mark_tts
 from jstip.data.render import span_samples
 

@@ -120,5 +120,5 @@ def test_shipped_instruction_items_are_valid():
 def test_load_items_names_file_and_item(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"id": "x1", "prompt": "p", "instructions": [{"type": "nope"}]}) + "\n")
-    with pytest.raises(ValueError, match=r"bad.jsonl:1 \(x1\)"):
+    with pytest.raises(ValueError, match=r"bad.jsonl:1: item x1: "):
         load_items(path)

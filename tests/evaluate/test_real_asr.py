@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from jstip.evaluate.score_command import cli
+from jstip.scoring.commands import cli
 
 ITEMS = [
     ("The doctor prescribed Metformin for the patient.", "Metformin", "drug"),

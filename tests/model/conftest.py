@@ -4,7 +4,6 @@ what the audio says does not matter."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 

@@ -6,7 +6,6 @@ import torch
 from torch import nn
 
 from jstip.data.packing import collate
-from jstip.model.adapter import SpeechAdapter
 from jstip.model.speechlm import SpeechLM, block_causal_mask
 
 from model_helpers import make_docs, noise

@@ -137,8 +137,8 @@ def test_feature_cache_returns_what_the_encoder_computes(whisper_dirs, tmp_path)
 def test_packaged_tiny_en_transcribes_a_librivox_clip():
     import soundfile as sf
 
-    from jstip.evaluate.normalize import normalize_text
-    from jstip.evaluate.metrics import align, count_errors
+    from jstip.scoring.normalize import normalize_text
+    from jstip.scoring.edit_distance import count_errors, edit_align
     from jstip.model.whisper import load_whisper
     from jstip.model.whisper_decode import WhisperTranscriber
 
@@ -152,7 +152,7 @@ def test_packaged_tiny_en_transcribes_a_librivox_clip():
     whisper = load_whisper("tiny.en")
     result = WhisperTranscriber(whisper, temperatures=(0.0,)).transcribe([audio])[0]
     ref, hyp = normalize_text(refs[utt]).split(), normalize_text(result.text).split()
-    counts = count_errors(align(ref, hyp))
+    counts = count_errors(edit_align(ref, hyp))
     assert counts.errors / len(ref) <= 0.10, (result.text, refs[utt])
 
 

@@ -170,7 +170,7 @@ def test_bad_settings_fail_before_any_work(tmp_path):
     proc = run_recipe(out, "--stage", "4", "--stop-stage", "4", check=False, CONFIG_STAGE1="llm7b_stage1",
                       ENCODER_NEMO=str(nemo))
     assert proc.returncode != 0
-    assert "config llm7b_stage1 needs values for: model.llm.path model.tokenizer.path" in proc.stderr
+    assert "config 'llm7b_stage1': the config needs model.llm.path, model.tokenizer.path" in proc.stderr, proc.stderr
     assert "LLM_PATH=" in proc.stderr
     assert not (out / ".done" / "4-train-stage1").exists()
 

@@ -24,7 +24,7 @@ SPEECH_TASKS = ("asr", "word_il", "segment_il", "mixed_il")
 
 
 def compose_arm(arm, *extra):
-    from jstip.train.__main__ import compose
+    from jstip.conf import compose
 
     return compose(f"arms/{arm}", ["medical.mini_out=/mini", "medical.out=/med", "exp_dir=/exp", *extra], str(CONF))
 
@@ -172,7 +172,7 @@ def write_modality_gap(run_dir, text_acc, speech_acc, seed):
 def grid_root(tmp_path_factory):
     """ROOT/<arm>/seed<k>/ scored by the real `jstip score` (with exposure counts): a weak baseline, a better arm,
     an equal one; every run with a modality gap (text_il's smaller)."""
-    from jstip.evaluate.score_command import cli as score
+    from jstip.scoring.commands import cli as score
 
     root = tmp_path_factory.mktemp("grid")
     refs = make_refs()
@@ -196,7 +196,7 @@ def grid_root(tmp_path_factory):
 
 
 def test_grid_table_means_over_seeds_with_intervals_and_paired_differences(grid_root, tmp_path):
-    from jstip.evaluate.grid import build_grid, find_grid
+    from jstip.report.grid import build_grid, find_grid
 
     runs = find_grid(grid_root)
     assert list(runs) == ["asr_only", "text_il", "tts"] and list(runs["tts"]) == ["seed0", "seed1", "seed2"]
@@ -225,7 +225,8 @@ def test_grid_table_means_over_seeds_with_intervals_and_paired_differences(grid_
 
 
 def test_grid_gives_eer_per_exposure_bucket_and_the_modality_gap_per_arm(grid_root, tmp_path):
-    from jstip.evaluate.grid import build_grid, find_grid, write_grid
+    from jstip.report.grid import build_grid, find_grid
+    from jstip.report.grid_report import write_grid
 
     grid = build_grid(find_grid(grid_root), baseline="asr_only", num_samples=400)
     assert grid.exposure_edges == [0, 1, 3, 10] and grid.buckets == ["0", "1-2", "3-9", ">=10"]
@@ -271,7 +272,8 @@ def test_grid_gives_eer_per_exposure_bucket_and_the_modality_gap_per_arm(grid_ro
 def test_grid_without_exposure_or_modality_gap_leaves_those_tables_out(grid_root, tmp_path):
     import shutil
 
-    from jstip.evaluate.grid import build_grid, find_grid, grid_markdown
+    from jstip.report.grid import build_grid, find_grid
+    from jstip.report.grid_report import grid_markdown
 
     root = tmp_path / "g"
     shutil.copytree(grid_root, root)
@@ -288,7 +290,7 @@ def test_grid_without_exposure_or_modality_gap_leaves_those_tables_out(grid_root
 
 
 def test_report_grid_command_writes_markdown_and_json(grid_root, tmp_path):
-    from jstip.evaluate.report_command import cli
+    from jstip.report.commands import cli
 
     out = tmp_path / "grid.md"
     result = CliRunner().invoke(cli, ["grid", str(grid_root), "--baseline", "asr_only", "--arm", "asr_only",
@@ -311,7 +313,7 @@ def test_report_grid_command_writes_markdown_and_json(grid_root, tmp_path):
 
 
 def test_report_grid_names_what_is_wrong(grid_root, tmp_path):
-    from jstip.evaluate.report_command import cli
+    from jstip.report.commands import cli
 
     def run(*args):
         return CliRunner().invoke(cli, ["grid", str(grid_root), "--out", str(tmp_path / "g.md"), *args])

@@ -1,6 +1,5 @@
 """recipes/mini/run.sh and `jstip demo`: stages, .done markers, resume after a kill with the same outputs."""
 
-import hashlib
 import json
 import os
 import signal

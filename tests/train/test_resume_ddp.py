@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
 from train_helpers import batches, read_jsonl, train_rows
 from jstip.train.checkpoint_file import read_checkpoint

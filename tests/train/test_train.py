@@ -21,19 +21,22 @@ def run_cli(args):
 def test_every_packaged_config_composes_and_its_data_section_is_valid(tmp_path):
     from omegaconf import OmegaConf
 
-    from jstip.train.__main__ import compose
+    from jstip.conf import compose
     from jstip.model.config import model_config
     from jstip.train.data import data_config
+    from jstip.train.module import trainable_parts
 
     names = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
     assert "tiny" in names and len(names) >= 3
     for name in names:
         cfg = compose(name, [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz"])
-        missing = OmegaConf.missing_keys(cfg)
-        assert not missing - {"model.llm.path", "model.tokenizer.path", "model.init_from"}, (name, missing)
+        # `required:` is the one way a packaged config says "must be given": no ??? anywhere
+        assert not OmegaConf.missing_keys(cfg), name
+        assert "???" not in (CONF_DIR / f"{name}.yaml").read_text(), name
         data_config(cfg.data)  # every data key is a DataConfig field
         model_config(cfg.model)  # every model key is a ModelConfig field
-        assert cfg.train.stage in (1, 2)
+        assert trainable_parts(cfg.train.trainable), name
+        assert "stage" not in cfg.train, name
         assert cfg.trainer.max_steps > 0
 
 
@@ -55,12 +58,30 @@ def test_missing_required_value_is_named(tmp_path):
     ("llm7b_stage2_lora", ["model.llm.path", "model.tokenizer.path", "model.init_from"]),
 ])
 def test_packaged_configs_name_what_their_user_must_give(tmp_path, name, keys):
-    """A child config's ??? composes to its parent's null; the `required` list still stops the run and names it."""
-    result = run_cli(["--config-name", name, f"exp_dir={tmp_path}", f"data.train_cuts={tmp_path}/cuts.jsonl.gz"])
-    assert result.exit_code == 2, result.output
-    for key in keys:
-        assert key in result.output
+    """The `required` list stops the run and names every key; `--check` does the same without training, and passes
+    once they are given."""
+    args = ["--config-name", name, f"exp_dir={tmp_path}", f"data.train_cuts={tmp_path}/cuts.jsonl.gz"]
+    for extra in ([], ["--check"]):
+        result = run_cli(args + extra)
+        assert result.exit_code == 2, result.output
+        for key in keys:
+            assert key in result.output
     assert not (tmp_path / "checkpoints").exists()
+    given = [f"{key}={tmp_path}" for key in keys]
+    result = run_cli(args + ["--check"] + given)
+    assert result.exit_code == 0 and "every required value is given" in result.output, result.output
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_train_stage_is_refused_with_its_replacement(tmp_path):
+    """train.stage was a freezing preset under a misleading name: it names train.trainable's presets now."""
+    for stage in ("train.stage=1", "+train.stage=2"):  # an old override; a key added to the config
+        result = run_cli(["--config-name", "tiny", f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", stage])
+        assert result.exit_code == 2 and "train.trainable" in result.output and "adapter_only" in result.output, \
+            result.output
+    result = run_cli(["--config-name", "tiny", f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz",
+                      "train.trainable=adapter_plus"])
+    assert result.exit_code == 2 and "adapter_only" in result.output, result.output
 
 
 def _state(ckpt: Path) -> dict:
@@ -71,11 +92,11 @@ def test_stage1_trains_the_adapter_only(tiny_overrides, tmp_path):
     """Encoder and LLM weights (and buffers: batch-norm statistics) are bit-identical after stage-1 training. The
     tiny config's encoder and LLM are random, not read from files, so its checkpoint keeps them (only pretrained parts
     are left out: tests/train/test_pretrained_path.py)."""
-    from jstip.train.__main__ import compose
+    from jstip.conf import compose
     from jstip.train.frozen import META_KEY
     from jstip.train.run import build_model_and_tokenizer, load_checkpoint
 
-    args = tiny_overrides("stage1", **{"train.stage": 1, "trainer.max_steps": 3, "checkpoint.every_n_steps": 100,
+    args = tiny_overrides("stage1", **{"train.trainable": "adapter_only", "trainer.max_steps": 3, "checkpoint.every_n_steps": 100,
                                        "trainer.val_check_interval": 100})
     result = run_cli(["--config-name", "tiny", *args])
     assert result.exit_code == 0, result.output
@@ -172,10 +193,10 @@ def test_stage2_lora_from_stage1_then_decode(tiny_overrides, tmp_path, mini_corp
 
     quick = {"trainer.max_steps": 2, "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
              "data.dev_cuts": "null"}
-    assert run_cli(["--config-name", "tiny", *tiny_overrides("s1", **{"train.stage": 1, **quick})]).exit_code == 0
+    assert run_cli(["--config-name", "tiny", *tiny_overrides("s1", **{"train.trainable": "adapter_only", **quick})]).exit_code == 0
     s1 = tmp_path / "s1" / "checkpoints" / "last.ckpt"
     result = run_cli(["--config-name", "tiny", *tiny_overrides("s2", **{
-        "train.stage": 2, "train.lora.enabled": "true", "model.init_from": str(s1), **quick})])
+        "train.trainable": "all", "train.lora.enabled": "true", "model.init_from": str(s1), **quick})])
     assert result.exit_code == 0, result.output
     before, after = _state(s1), _state(tmp_path / "s2" / "checkpoints" / "last.ckpt")
     lora = [k for k in after if "lora_" in k]
@@ -186,7 +207,7 @@ def test_stage2_lora_from_stage1_then_decode(tiny_overrides, tmp_path, mini_corp
     assert all(torch.equal(before[k], base[k]) for k in base)
     assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("model.encoder.encoder.layers"))
     model, tok, cfg = load_checkpoint(tmp_path / "s2" / "checkpoints" / "last.ckpt")
-    assert cfg["train"]["stage"] == 2
+    assert cfg["train"]["trainable"] == "all"
     cuts = list(CutSet.from_file(mini_corpus / "dev" / "cuts.jsonl.gz"))[:2]
     greedy = model.transcribe(cuts, tok, max_new_tokens=8)
     beam = model.transcribe(cuts, tok, max_new_tokens=8, num_beams=2)
@@ -194,11 +215,11 @@ def test_stage2_lora_from_stage1_then_decode(tiny_overrides, tmp_path, mini_corp
 
 
 def test_a_user_config_dir_can_build_on_packaged_configs(tmp_path):
-    from jstip.train.__main__ import compose
+    from jstip.conf import compose
 
-    (tmp_path / "mine.yaml").write_text("defaults:\n  - tiny\n  - _self_\ntrain:\n  stage: 1\n")
+    (tmp_path / "mine.yaml").write_text("defaults:\n  - tiny\n  - _self_\ntrain:\n  trainable: adapter_only\n")
     cfg = compose("mine", ["exp_dir=x", "data.train_cuts=y"], config_dir=str(tmp_path))
-    assert cfg.train.stage == 1 and cfg.model.llm.kind == "tiny"
+    assert cfg.train.trainable == "adapter_only" and cfg.model.llm.kind == "tiny"
 
 
 def test_lr_schedule_warms_up_then_decays_linearly():
@@ -242,7 +263,7 @@ def test_a_frozen_weight_that_the_source_checkpoint_saved_is_saved_again():
 def test_a_pretrained_llm_gets_its_own_tokenizer_and_a_frozen_random_encoder_is_named(tmp_path, capsys):
     from omegaconf import OmegaConf
 
-    from jstip.train.__main__ import compose
+    from jstip.conf import compose
     from jstip.train.run import _use_the_llms_tokenizer, _warn_frozen_random_encoder
 
     cfg = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "model.llm.kind=hf",
@@ -256,10 +277,10 @@ def test_a_pretrained_llm_gets_its_own_tokenizer_and_a_frozen_random_encoder_is_
     _use_the_llms_tokenizer(explicit)
     assert explicit.model.tokenizer.path == "/models/tok"  # a tokenizer given on purpose is kept
 
-    frozen = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "train.stage=1"])
+    frozen = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "train.trainable=adapter_only"])
     _warn_frozen_random_encoder(frozen)
     assert "the encoder is frozen" in capsys.readouterr().err
-    trained = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "train.stage=2"])
+    trained = compose("tiny", [f"exp_dir={tmp_path}", "data.train_cuts=x.jsonl.gz", "train.trainable=all"])
     _warn_frozen_random_encoder(trained)
     assert "the encoder is frozen" not in capsys.readouterr().err
 
@@ -294,7 +315,7 @@ def test_a_cut_the_model_pads_past_the_encoders_limit_is_too_long():
     reaches the encoder (at 80 ms it is 375 frames, exactly 30 s)."""
     from types import SimpleNamespace
 
-    from jstip.corpora.validate import too_long_for_encoder
+    from jstip.cuts import too_long_for_encoder
 
     whisper = SimpleNamespace(max_input_seconds=30.0)
     cut = SimpleNamespace(duration=30.0)
