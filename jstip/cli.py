@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "score": ("jstip.scoring.commands", "Score any system's hypotheses: WER, CER, TER, EER, B-WER/U-WER."),
     "report": ("jstip.report.commands", "Compare scored runs (HTML/Markdown); `report grid`: arms x seeds."),
     "merge": ("jstip.merge.commands", "Task-vector merge: speech LLM + scale * (instruct - base)."),
+    "shards": ("jstip.shards.commands", "Combine the outputs of a stage run in shards (--shard i/N), nothing lost or doubled."),
 }
 
 

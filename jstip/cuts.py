@@ -142,21 +142,29 @@ def screen_cuts(cuts, rejects: RejectLog, max_duration: float | None = None, wha
 
 
 def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare",
-                       rejects: RejectLog | None = None, check_audio: bool = False) -> CutSet:
+                       rejects: RejectLog | None = None, check_audio: bool = False, shard=None,
+                       source: str | Path | None = None) -> CutSet:
     """Keep the usable cuts, reject the rest to ``out_dir/rejected.jsonl``; write ``out_dir/cuts.jsonl.gz``.
 
     Checked: duplicate ids, :func:`check_cut`, the audio sources (missing file, 'command' source), and with
     ``check_audio`` the audio itself (:func:`jstip.audio.load_cut_audio`). Without ``rejects``, a previous
-    ``rejected.jsonl`` is replaced (the manifests are rewritten whole).
+    ``rejected.jsonl`` is replaced (the manifests are rewritten whole). With ``shard`` ``(i, N)`` only the cuts at
+    positions i modulo N are handled, and ``out_dir/shard.json`` records them (:mod:`jstip.shards`; ``source``
+    names the input there).
     """
+    from jstip.shards import in_shard, write_record
+
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rejects is None:
         (out_dir / "rejected.jsonl").unlink(missing_ok=True)
         rejects = RejectLog(out_dir / "rejected.jsonl", stage)
-    kept = []
+    kept, assigned = [], []
     screen = CutScreen(audio="load" if check_audio else "sources")
-    for cut in cuts:
+    for position, cut in enumerate(cuts):
+        if not in_shard(position, shard):
+            continue
+        assigned.append(cut.id)
         reason = screen.reason(cut)
         if reason:
             rejects.reject(cut.id, reason)
@@ -164,4 +172,5 @@ def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare"
             kept.append(cut)
     out = CutSet.from_cuts(kept)
     out.to_file(out_dir / "cuts.jsonl.gz")
+    write_record(out_dir, stage, shard, source or out_dir, assigned)
     return out

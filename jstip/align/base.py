@@ -153,19 +153,6 @@ def check_spans(spans: list[WordSpanTime], words: list[str], duration: float) ->
         prev = s.end
 
 
-def parse_shard(shard: str | tuple[int, int] | None) -> tuple[int, int] | None:
-    """``"i/N"`` -> ``(i, N)`` with 0 <= i < N (None stays None)."""
-    if shard is None or isinstance(shard, tuple):
-        return shard
-    try:
-        i, n = (int(x) for x in shard.split("/"))
-    except ValueError:
-        raise ValueError(f"--shard {shard!r} is not of the form i/N (e.g. 0/8)") from None
-    if not 0 <= i < n:
-        raise ValueError(f"--shard {shard!r}: need 0 <= i < N")
-    return i, n
-
-
 _worker_aligner: Aligner | None = None
 
 
@@ -265,7 +252,8 @@ def _complete_lines(path: Path) -> tuple[list[tuple[str, int]], int]:
 
 
 def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, num_jobs: int = 1,
-               shard: str | tuple[int, int] | None = None, progress: bool = True) -> AlignSummary:
+               shard: str | tuple[int, int] | None = None, progress: bool = True,
+               source: str | Path | None = None) -> AlignSummary:
     """Align every cut and write the aligned ones to ``out_path`` (a cuts ``jsonl.gz``).
 
     Each aligned cut is appended, and flushed, to ``OUT.partial.jsonl`` as soon as it is done; at the end ``OUT`` is
@@ -278,8 +266,9 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
         aligner: the backend (see ``jstip.align.get_aligner``).
         out_path: output cut manifest; ``rejected.jsonl`` is written in the same folder (stage ``align``).
         num_jobs: worker processes (1 = in this process).
-        shard: ``"i/N"``: align only cuts whose position in ``cuts`` is i modulo N (write each shard to its own
-            ``out_path``; they share ``rejected.jsonl``).
+        shard: ``"i/N"``: align only cuts whose position in ``cuts`` is i modulo N; write each shard into its own
+            folder (``OUT.shard.json`` records its cuts; ``jstip shards combine`` joins the shards).
+        source: the input manifest, named in the shard record.
         progress: show a tqdm bar.
 
     Returns:
@@ -293,7 +282,10 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     rejects = RejectLog(out_path.parent / "rejected.jsonl", STAGE)
     already_rejected = rejected_ids(rejects.path, STAGE)
+    from jstip.shards import in_shard, parse_shard, write_record
+
     shard = parse_shard(shard)
+    assigned: list[str] = []
     summary = AlignSummary()
     partial = out_path.with_name(out_path.name + ".partial.jsonl")
     if out_path.exists():  # a finished (or older, killed) output: its cuts count as done
@@ -323,8 +315,9 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
             # check_cut finds, an old alignment aside.
             screen = CutScreen(alignment=False, audio=None)
             for idx, cut in enumerate(cuts):
-                if shard is not None and idx % shard[1] != shard[0]:
+                if not in_shard(idx, shard):
                     continue
+                assigned.append(cut.id)
                 summary.total += 1
                 reason = screen.reason(cut)
                 if reason is not None:
@@ -385,4 +378,5 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
                     dst.write(src.readline())
     os.replace(tmp, out_path)
     partial.unlink()
+    write_record(out_path, STAGE, shard, source or out_path, assigned)
     return summary

@@ -48,7 +48,7 @@ def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, mismatch_
         raise click.UsageError("give --in CUTS and --out CUTS (or a subcommand; see jstip align --help)")
 
     from jstip.align import align_cuts, get_aligner
-    from jstip.align.base import parse_shard
+    from jstip.shards import parse_shard
 
     options: dict = {}
     if aligner_name == "pocketsphinx":
@@ -78,7 +78,8 @@ def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, mismatch_
         from jstip.errors import InputError
 
         raise InputError(str(err)) from err
-    summary = align_cuts(cuts, aligner, out_path, num_jobs=num_jobs, shard=shard, progress=not quiet)
+    summary = align_cuts(cuts, aligner, out_path, num_jobs=num_jobs, shard=shard, progress=not quiet,
+                         source=in_path)
     click.echo(json.dumps({"aligner": aligner_name, **summary.as_dict(), "bad_lines": line_rejects.count,
                            "out": str(out_path), "rejected_file": str(Path(out_path).parent / "rejected.jsonl")}))
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from jstip.shards import shard_option
+
 
 @click.group(name="prepare")
 def cli():
@@ -79,7 +81,8 @@ def librispeech(corpus_dir, out_dir, parts, num_jobs):
 @click.option("--check-audio/--no-check-audio", default=True, show_default=True,
               help="Read every cut's audio once and reject what cannot be used (unreadable, empty, NaN/inf samples, "
                    "a rate other than declared); --no-check-audio checks manifests, sources and transcripts only.")
-def import_(lhotse_dir, kaldi_dir, sampling_rate, out_dir, check_audio):
+@shard_option
+def import_(lhotse_dir, kaldi_dir, sampling_rate, out_dir, check_audio, shard):
     """Import an existing lhotse manifest folder or Kaldi data folder as OUT/cuts.jsonl.gz.
 
     Every utterance is kept or written to OUT/rejected.jsonl with the reason: unreadable manifest lines (FILE:LINE),
@@ -89,11 +92,14 @@ def import_(lhotse_dir, kaldi_dir, sampling_rate, out_dir, check_audio):
     Example:
 
         jstip prepare import --kaldi-dir kaldi/data/train --out data/train
+
+        jstip prepare import --kaldi-dir kaldi/data/train --out data/train.shard0 --shard 0/4   # ... 3/4, then
+        jstip shards combine data/train data/train.shard0 data/train.shard1 data/train.shard2 data/train.shard3
     """
     from jstip.corpora.importer import import_kaldi_dir, import_lhotse_dir
 
     if bool(lhotse_dir) == bool(kaldi_dir):
         raise click.UsageError("give exactly one of --lhotse-dir or --kaldi-dir")
-    cuts = (import_lhotse_dir(lhotse_dir, out_dir, check_audio=check_audio) if lhotse_dir
-            else import_kaldi_dir(kaldi_dir, out_dir, sampling_rate, check_audio=check_audio))
+    cuts = (import_lhotse_dir(lhotse_dir, out_dir, check_audio=check_audio, shard=shard) if lhotse_dir
+            else import_kaldi_dir(kaldi_dir, out_dir, sampling_rate, check_audio=check_audio, shard=shard))
     click.echo(f"{len(cuts)} cuts -> {Path(out_dir) / 'cuts.jsonl.gz'} (rejected: {Path(out_dir) / 'rejected.jsonl'})")

@@ -11,7 +11,7 @@ from jstip.cuts import validate_and_write
 from jstip.rejects import RejectLog
 
 
-def import_lhotse_dir(manifest_dir: str | Path, out_dir: str | Path, check_audio: bool = False) -> CutSet:
+def import_lhotse_dir(manifest_dir: str | Path, out_dir: str | Path, check_audio: bool = False, shard=None) -> CutSet:
     """Cuts from a folder with ``*cuts*.jsonl.gz``, or ``*recordings*`` + ``*supervisions*`` manifests.
 
     Every item is accounted for in ``out_dir/rejected.jsonl``: a line that cannot be read (FILE:LINE: not UTF-8,
@@ -50,11 +50,12 @@ def import_lhotse_dir(manifest_dir: str | Path, out_dir: str | Path, check_audio
         cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions).trim_to_supervisions(
             keep_overlapping=False
         )
-    return validate_and_write(cuts, out_dir, stage="prepare", rejects=rejects, check_audio=check_audio)
+    return validate_and_write(cuts, out_dir, stage="prepare", rejects=rejects, check_audio=check_audio, shard=shard,
+                              source=d)
 
 
 def import_kaldi_dir(kaldi_dir: str | Path, out_dir: str | Path, sampling_rate: int = 16000,
-                     check_audio: bool = False) -> CutSet:
+                     check_audio: bool = False, shard=None) -> CutSet:
     """Cuts from a Kaldi data folder (``wav.scp``, ``segments``, ``text``, ``utt2spk``)."""
     from lhotse.kaldi import load_kaldi_data_dir
 
@@ -113,7 +114,8 @@ def import_kaldi_dir(kaldi_dir: str | Path, out_dir: str | Path, sampling_rate: 
         cuts = CutSet.from_manifests(recordings=recordings, supervisions=supervisions).trim_to_supervisions(
             keep_overlapping=False
         )
-        return validate_and_write(cuts, out_dir, stage="prepare", rejects=rejects, check_audio=check_audio)
+        return validate_and_write(cuts, out_dir, stage="prepare", rejects=rejects, check_audio=check_audio,
+                                  shard=shard, source=d)
 
 
 def _check_wav_scp(wav_scp: Path, rejects: RejectLog) -> dict[str, str]:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from jstip.shards import shard_option
+
 _SEGMENT_OPTIONS = [
     click.option("--segment-mode", type=click.Choice(["silence", "punctuation"]), default="punctuation",
                  show_default=True, help="Segment breaks at pauses only, or at pauses and sentence punctuation."),
@@ -81,9 +83,10 @@ class _OnceRejectLog:
               help="Read every cut's audio once and reject what cannot be used (unreadable, empty, NaN/inf samples, "
                    "a sample rate other than declared); --no-check-audio checks sources and transcripts only.")
 @_segment_options
+@shard_option
 @click.pass_context
 def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_audio, segment_mode, min_pause,
-        min_words, max_words, min_duration, max_duration, random_span):
+        min_words, max_words, min_duration, max_duration, random_span, shard):
     """Build interleaved speech/text examples (DESIGN.md format) from cuts with word alignments.
 
     Cuts that cannot be interleaved (no or mismatched alignment, a single word) go to rejected.jsonl beside --out
@@ -124,9 +127,16 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
 
     screen = CutScreen(alignment=False, audio="load" if check_audio else "sources")
 
+    from jstip.shards import in_shard, write_record
+
+    assigned: list[str] = []
+
     def counted():
         nonlocal n_in
-        for c in tqdm(cuts, desc="interleave", unit="cut"):
+        for position, c in enumerate(tqdm(cuts, desc="interleave", unit="cut")):
+            if not in_shard(position, shard):
+                continue
+            assigned.append(c.id)
             n_in += 1
             reason = screen.reason(c)
             if reason is not None:
@@ -135,6 +145,7 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
             yield c
 
     n_out = write_jsonl(out, (public_example(e) for e in interleave_cuts(counted(), level, cfg, seed, epoch, rejects)))
+    write_record(out, "interleave", shard, in_path, assigned)
     click.echo(f"{n_in} cuts: {n_out} examples -> {out}, {rejects.count} rejected -> {rejects_path}")
 
 

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from jstip.shards import shard_option
+
 
 @click.command(name="synthesize")
 @click.option("--in", "in_path", required=True, type=click.Path(exists=True, dir_okay=False),
@@ -22,7 +24,8 @@ import click
 @click.option("--max-words", default=120, show_default=True, help="Reject lines with more words than this.")
 @click.option("--list-voices", is_flag=True,
               help="Print the voice pool (the default, or what --voice / --voices-of name) and exit.")
-def cli(in_path, out_dir, voices, voice_split, num_jobs, seed, max_words, list_voices):
+@shard_option
+def cli(in_path, out_dir, voices, voice_split, num_jobs, seed, max_words, list_voices, shard):
     """Speak a text corpus with a real TTS engine and write lhotse manifests.
 
     Each line becomes one cut whose supervision carries the engine's own word times in alignment["word"] and, for
@@ -34,9 +37,16 @@ def cli(in_path, out_dir, voices, voice_split, num_jobs, seed, max_words, list_v
         jstip synthesize --in notes.txt --out data/notes_tts -j 2 --voice espeak:en-us+f3@160
 
         jstip synthesize --in domain.txt --out data/domain_tts -j 2 --voices-of train
+
+    \b
+    In shards (one per machine or process), then joined:
+        jstip synthesize --in notes.txt --out tts/s0 --shard 0/2
+        jstip synthesize --in notes.txt --out tts/s1 --shard 1/2
+        jstip shards combine tts/all tts/s0 tts/s1
     """
     from jstip.rejects import RejectLog
     from jstip.tts import Voice, default_voices
+    from jstip.shards import write_record
     from jstip.tts.corpus import STAGE, read_text_items, synthesize_items
 
     pool = [Voice.parse(v) for v in voices]
@@ -51,10 +61,12 @@ def cli(in_path, out_dir, voices, voice_split, num_jobs, seed, max_words, list_v
     pool = pool or None
     rejects = RejectLog(Path(out_dir) / "rejected.jsonl", STAGE)
     before = rejects.count
-    items = read_text_items(in_path, rejects)
+    assigned: list[str] = []
+    items = read_text_items(in_path, rejects, shard=shard, assigned=assigned)
     read_rejected = rejects.count - before
     cuts = synthesize_items(items, out_dir, voices=pool, num_jobs=num_jobs, seed=seed, max_words=max_words,
                             rejects=rejects)
+    write_record(out_dir, STAGE, shard, in_path, assigned)
     hours = sum(c.duration for c in cuts) / 3600
     click.echo(f"{len(items) + read_rejected} lines: {len(cuts)} cuts ({hours:.2f} h), "
                f"{rejects.count} rejected this run (see {rejects.path})")

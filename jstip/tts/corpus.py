@@ -37,11 +37,15 @@ MAX_WORDS = 120  # longer lines are rejected: split them into sentences
 _SPOKEN_SYMBOLS = set("$%&+/=°#@'\"-")
 
 
-def read_text_items(path: str | Path, rejects: RejectLog) -> list[dict]:
+def read_text_items(path: str | Path, rejects: RejectLog, shard=None, assigned: list[str] | None = None) -> list[dict]:
     """Items of a text file (one sentence per line) or a jsonl file (``text``, optional ``id``, ``entities``, ``voice``).
 
-    Lines that are empty, not UTF-8 or not valid JSON are rejected here with the line number, never fatal.
+    Lines that are empty, not UTF-8 or not valid JSON are rejected here with the line number, never fatal. With
+    ``shard`` ``(i, N)`` only the lines at positions i modulo N are read (:mod:`jstip.shards`); ``assigned`` gets
+    the id of every line read, kept or rejected.
     """
+    from jstip.shards import in_shard
+
     path = Path(path)
     items: list[dict] = []
     is_jsonl = path.suffix == ".jsonl"
@@ -53,7 +57,11 @@ def read_text_items(path: str | Path, rejects: RejectLog) -> list[dict]:
 
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
+            if not in_shard(lineno - 1, shard):
+                continue
             item_id = f"{path.stem}-{lineno:06d}"
+            if assigned is not None:
+                assigned.append(item_id)
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
@@ -73,6 +81,8 @@ def read_text_items(path: str | Path, rejects: RejectLog) -> list[dict]:
                     continue
                 record.setdefault("id", item_id)
                 record["id"] = str(record["id"])
+                if assigned is not None:
+                    assigned[-1] = record["id"]
                 items.append(record)
             else:
                 items.append({"id": item_id, "text": line})

@@ -1,0 +1,239 @@
+"""Shards of a per-item stage, and their outputs combined back into one with nothing lost or doubled.
+
+``--shard i/N`` on a per-item stage (``synthesize``, ``prepare import``, ``align``, ``interleave``) makes it handle
+only the items whose position in its input is ``i`` modulo ``N``; each shard writes its own output (a folder or a
+file, with its ``rejected.jsonl``) and a record of the items it was given (``shard.json`` in an output folder,
+``<file>.shard.json`` beside an output file). ``jstip shards combine OUT SHARD_OUT...`` then:
+
+- checks that the shards are 0..N-1 of one split of one input (each once);
+- concatenates every manifest (``*.jsonl.gz``), example file (``*.jsonl``) and ``rejected.jsonl`` of the shards;
+- checks that every item a shard was given is in its output or in its ``rejected.jsonl``, and that no item is in
+  two shards or twice in one output: items in = items out + items rejected, over the whole input;
+- copies any other file the shards hold only when they all hold the same bytes (refusing otherwise).
+
+Audio stays where the shards wrote it: the combined manifests point at the shards' audio files.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+Shard = tuple[int, int]
+RECORD = "shard.json"
+
+
+class ShardError(ValueError):
+    """Shard outputs that cannot be combined: the message names the shard, the item and the fix."""
+
+
+def parse_shard(shard: str | Shard | None) -> Shard | None:
+    """``"i/N"`` -> ``(i, N)``; None stays None.
+
+    Raises:
+        ValueError: not of the form i/N with 0 <= i < N.
+    """
+    if shard is None or isinstance(shard, tuple):
+        return shard
+    try:
+        i, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        raise ValueError(f"--shard {shard!r} is not of the form i/N (e.g. 0/8)") from None
+    if not 0 <= i < n:
+        raise ValueError(f"--shard {shard!r}: need 0 <= i < N")
+    return i, n
+
+
+def in_shard(position: int, shard: Shard | None) -> bool:
+    """Whether the item at ``position`` of the input belongs to ``shard`` (every item does without one)."""
+    return shard is None or position % shard[1] == shard[0]
+
+
+def shard_option(func):
+    """``--shard i/N`` for a per-item stage's click command (parsed to a tuple or None)."""
+
+    def convert(ctx, param, value):
+        try:
+            return parse_shard(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from err
+
+    return click.option("--shard", default=None, callback=convert,
+                        help="Handle only shard i of N (i/N: the items whose position in the input is i modulo N), "
+                             "into this shard's own --out; `jstip shards combine` joins the shards.")(func)
+
+
+def record_path(out: str | Path) -> Path:
+    """Where the record of a shard's output lives: inside an output folder, beside an output file."""
+    out = Path(out)
+    return out / RECORD if out.is_dir() or not out.suffix else out.with_name(out.name + ".shard.json")
+
+
+def write_record(out: str | Path, stage: str, shard: Shard | None, source: str | Path, items: Sequence[str]) -> None:
+    """Record what a shard (or an unsharded run, ``shard=None``) of ``stage`` was given: the ids of its items."""
+    if shard is None:
+        return
+    path = record_path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"stage": stage, "shard": list(shard), "input": str(Path(source).resolve()), "items": list(items)}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(record), encoding="utf-8")
+    tmp.replace(path)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Combining
+
+
+@dataclass
+class CombineSummary:
+    out: Path
+    shards: int
+    items: int
+    kept: int
+    rejected: int
+    files: list[str] = field(default_factory=list)
+
+
+def _read_lines(path: Path) -> list[str]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [line for line in f if line.strip()]
+
+
+def _write_lines(path: Path, lines: Sequence[str]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(tmp, "wt", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line if line.endswith("\n") else line + "\n")
+    tmp.replace(path)
+
+
+MAIN = "<main>"
+"""The key of a file output itself among the files of a shard (its name may differ from shard to shard)."""
+
+
+def _files_of(out: Path) -> dict[str, Path]:
+    """Relative name -> path of every file of a shard's output: a folder's files (its audio/ and meta/ left where
+    they are), or an output file (key :data:`MAIN`) with the ``rejected.jsonl`` beside it."""
+    if out.is_dir():
+        files = {}
+        for p in sorted(out.rglob("*")):
+            rel = p.relative_to(out).as_posix()
+            if p.is_file() and p.name != RECORD and not p.name.endswith(".tmp") and rel.split("/")[0] not in (
+                    "audio", "meta"):
+                files[rel] = p
+        return files
+    files = {MAIN: out}
+    rejected = out.parent / "rejected.jsonl"
+    if rejected.is_file():
+        files["rejected.jsonl"] = rejected
+    return files
+
+
+def _check_split(outputs: list[Path], records: list[dict]) -> int:
+    first, n = records[0], records[0]["shard"][1]
+    for p, r in zip(outputs, records):
+        if r["shard"][1] != n or r["stage"] != first["stage"] or r["input"] != first["input"]:
+            raise ShardError(f"{p}: shard {r['shard'][0]}/{r['shard'][1]} of `{r['stage']}` on {r['input']}, not of "
+                             f"the same split as {outputs[0]} ({first['stage']} on {first['input']}, N={n})")
+    have = [r["shard"][0] for r in records]
+    missing = sorted(set(range(n)) - set(have))
+    doubled = sorted({i for i in have if have.count(i) > 1})
+    if missing or doubled:
+        raise ShardError(f"shards of N={n}: "
+                         + "; ".join(([f"missing {', '.join(f'{i}/{n}' for i in missing)}"] if missing else [])
+                                     + ([f"given twice {', '.join(f'{i}/{n}' for i in doubled)}"] if doubled else [])))
+    if not outputs[0].is_dir():
+        beside = [p.parent / "rejected.jsonl" for p in outputs]
+        if len(set(beside)) != len(beside):
+            raise ShardError("two shards wrote their output files into one folder, so they share one rejected.jsonl: "
+                             "give each shard its own folder (--out shard0/cuts.jsonl.gz, shard1/cuts.jsonl.gz...)")
+    return n
+
+
+def combine(shard_outputs: Sequence[str | Path], out: str | Path) -> CombineSummary:
+    """Combine the outputs of shards 0..N-1 of one stage into ``out`` (module docstring).
+
+    Raises:
+        ShardError: a shard missing, doubled or of another split or input; an item lost or in two places; other
+            files that differ between shards.
+    """
+    outputs = [Path(p) for p in shard_outputs]
+    records = []
+    for p in outputs:
+        rp = record_path(p)
+        if not rp.is_file():
+            raise ShardError(f"{p}: no shard record ({rp}); run the stage with --shard i/N and --out {p}")
+        records.append(json.loads(rp.read_text(encoding="utf-8")))
+    n = _check_split(outputs, records)
+    names: dict[str, list[tuple[int, Path]]] = {}
+    for k, p in enumerate(outputs):
+        for rel, path in _files_of(p).items():
+            names.setdefault(rel, []).append((k, path))
+    kept: list[set[str]] = [set() for _ in outputs]
+    rejected: list[set[str]] = [set() for _ in outputs]
+    combined: dict[str, list[str]] = {}
+    other: dict[str, bytes] = {}
+    for rel, where in sorted(names.items()):
+        name = Path(outputs[0].name if rel == MAIN else rel).name
+        if not name.endswith((".jsonl", ".jsonl.gz")):
+            data = [path.read_bytes() for _, path in where]
+            if len(where) != len(outputs) or any(d != data[0] for d in data):
+                raise ShardError(f"{rel} differs between the shards (or is missing from some): it cannot be combined; "
+                                 "remove it or recompute it on the combined output")
+            other[rel] = data[0]
+            continue
+        lines: list[str] = []
+        seen: dict[str, int] = {}
+        seen_lines: set[str] = set()
+        for k, path in where:
+            part = _read_lines(path)
+            rows = [json.loads(line) for line in part]
+            if name == "rejected.jsonl":
+                rejected[k].update(str(r["id"]) for r in rows)
+                # a bad input line that every shard read (and rejected) is one reject
+                part = [line for line in part if line not in seen_lines]
+                seen_lines.update(part)
+            else:
+                for r in rows:  # manifests and example files: every row's id once over all shards
+                    key = str(r.get("id"))
+                    if key in seen:
+                        raise ShardError(f"{rel}: {key} is in the output of shard {records[seen[key]]['shard'][0]} "
+                                         f"and of shard {records[k]['shard'][0]}: were the shards run on one input?")
+                    seen[key] = k
+                if name.startswith("cuts"):
+                    kept[k].update(str(r["id"]) for r in rows)
+                elif name.endswith(".jsonl"):  # interleaved examples: the item is the cut
+                    kept[k].update(str(r.get("cut_id", r.get("id"))) for r in rows)
+            lines += part
+        combined[rel] = lines
+    for k, r in enumerate(records):
+        both = kept[k] & rejected[k]
+        if both:
+            raise ShardError(f"{outputs[k]}: {sorted(both)[0]} is both kept and rejected ({len(both)} item(s))")
+        lost = sorted(set(r["items"]) - kept[k] - rejected[k])
+        if lost:
+            raise ShardError(f"{len(lost)} item(s) given to shard {r['shard'][0]}/{n} are neither in its output nor in "
+                             f"its rejected.jsonl (first: {lost[0]}): the shard did not finish; run it again, then "
+                             "combine")
+    out = Path(out)
+    written = []
+    for rel, lines in combined.items():
+        dest = out if rel == MAIN else (out / rel if outputs[0].is_dir() else out.parent / rel)
+        _write_lines(dest, lines)
+        written.append(str(dest))
+    for rel, data in other.items():
+        dest = out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(data)
+        written.append(str(dest))
+    return CombineSummary(out, n, sum(len(r["items"]) for r in records), sum(map(len, kept)),
+                          sum(map(len, rejected)), written)
