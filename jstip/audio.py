@@ -130,10 +130,6 @@ def load_cut_audio(cut) -> np.ndarray:
     return audio
 
 
-__all__ = ["ALLOW_COMMANDS_ENV", "AudioError", "SAMPLE_RATE", "allow_command_sources", "check_sources",
-           "command_sources_allowed", "load_cut_audio", "recordings_of"]
-
-
 def load_cut_audio_or_reject(cut, rejects=None) -> np.ndarray | None:
     """:func:`load_cut_audio`, or None for audio that cannot be used: logged, and written to ``rejects`` (a
     ``jstip.rejects.RejectLog``) with the reason; one unreadable cut never stops a job."""
@@ -165,3 +161,8 @@ def read_wav_scp(path: str | Path) -> list[tuple[int, str, str | None]]:
 def is_piped(source: str) -> bool:
     """True for a ``wav.scp`` source that is a shell command (``sox ... - |``), not a file."""
     return source.rstrip().endswith("|")
+
+
+__all__ = ["ALLOW_COMMANDS_ENV", "AudioError", "FRAME_SHIFT", "SAMPLE_RATE", "allow_command_sources", "check_sources",
+           "command_sources_allowed", "is_piped", "load_cut_audio", "load_cut_audio_or_reject", "num_frames",
+           "read_wav_scp", "recordings_of", "samples_per_frame"]

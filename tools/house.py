@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "jstip"
 DRAWING = ROOT / "docs" / "house.md"
 ENTRY = {"cli"}
+"""Rooms that only dispatch to the others (the `jstip` command); drawn on the roof, not counted as dependencies."""
 CONCEPTS = (
     ("a cut's audio as mono 16 kHz samples; the sample rate; speech positions per second of audio", "jstip/audio.py"),
     ("which cuts a stage can use (transcript, duration, encoder limit), each refused one rejected", "jstip/cuts.py"),
@@ -33,13 +34,14 @@ CONCEPTS = (
     ("edit-distance alignment and error counts (WER, CER, TER, B-WER)", "jstip/scoring/edit_distance.py"),
     ("the entity error rate's hit test", "jstip/scoring/entity_match.py"),
     ("references and hypotheses in, metrics.json and hyps.jsonl out", "jstip/scoring/score.py, files.py"),
-    ("percent formatting, tables, a report as HTML and Markdown", "jstip/report/document.py"),
+    ("figures as text: percent, signed points, intervals", "jstip/scoring/figures.py"),
+    ("tables and a report as HTML and Markdown (one list of blocks)", "jstip/report/document.py"),
+    ("running a per-item stage in shards; combining them", "jstip/shards/"),
     ("frozen encoder outputs per cut, cached on disk", "jstip/model/feature_cache.py"),
     ("the export folder (write and read)", "jstip/model/export.py"),
     ("a command: `jstip X` lives in its room's commands.py", "jstip/cli.py: SUBCOMMANDS"),
 )
 """One home per concept: where to look before writing a helper (drawn below the floors)."""
-"""Rooms that only dispatch to the others (the `jstip` command); drawn on the roof, not counted as dependencies."""
 
 
 def room_of(module: str) -> str | None:

@@ -18,7 +18,7 @@ A text segment is tokenised with a leading space when its first word is not the 
 segment's tokens are those of the same words in running text (for byte-level BPE tokenizers).
 
 Speech spans. A span's samples are ``[round(start * 16000), round(end * 16000))`` of the cut's audio; its frame count
-follows ``jstip.data.batch.num_frames`` and its audio is cut, or zero-padded, at its end to exactly
+follows ``jstip.audio.num_frames`` and its audio is cut, or zero-padded, at its end to exactly
 ``frames * samples_per_frame`` samples: it never reads audio beyond the span's end, so it never reads a text word's
 audio.
 """

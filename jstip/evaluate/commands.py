@@ -9,10 +9,8 @@ import click
 from jstip.entities import exposure_options
 from jstip.errors import InputError
 from jstip.evaluate.spoken_eval import DEFAULT_VOICE, SPOKEN_TASKS
-from jstip.manifests import ManifestError
 from jstip.scoring.figures import pct, signed_pct
 from jstip.scoring.normalize import NORMALIZER_VERSION, NORMALIZERS
-from jstip.train.checkpoint_file import CheckpointFileError
 
 
 def decoding_options(func):
@@ -22,7 +20,7 @@ def decoding_options(func):
         click.option("--beam", "num_beams", default=1, show_default=True, type=click.IntRange(min=1),
                      help="Beams of beam search (1 = greedy)."),
         click.option("--batch-size", default=8, show_default=True, type=click.IntRange(min=1),
-                     help="Utterances (or spoken prompts) per generate call."),
+                     help="Utterances per generate call."),
         click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
                      help="Most tokens per transcript (a batch is also capped at 10 + 25 tokens per second of "
                           "audio)."),
@@ -101,7 +99,9 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
       jstip report exp/asr_only/eval exp/tiny/eval --out exp/report.html
       jstip evaluate --whisper tiny.en --cuts mini/test/cuts.jsonl.gz --out exp/whisper_tiny_en
     """
+    from jstip.manifests import ManifestError
     from jstip.scoring.score import summary_line
+    from jstip.train.checkpoint_file import CheckpointFileError
 
     if (checkpoint is None) == (whisper_model is None):
         raise click.UsageError("give either --checkpoint (a jstip model) or --whisper (a Whisper baseline)")
@@ -194,11 +194,6 @@ def transcribe(checkpoint: str, in_path: str, out_path: str, num_beams: int, bat
     """
     from jstip.evaluate.transcribe import transcribe as transcribe_to_file
 
-    try:
-        count, rejects = transcribe_to_file(checkpoint, in_path, out_path, num_beams=num_beams, batch_size=batch_size,
-                                            max_new_tokens=max_new_tokens, threads=threads, progress=progress)
-    except (ManifestError, CheckpointFileError) as err:
-        raise InputError(str(err)) from err
-    except (FileNotFoundError, ValueError) as err:
-        raise click.ClickException(str(err)) from err
+    count, rejects = transcribe_to_file(checkpoint, in_path, out_path, num_beams=num_beams, batch_size=batch_size,
+                                        max_new_tokens=max_new_tokens, threads=threads, progress=progress)
     click.echo(f"{count} transcripts -> {out_path}; {rejects.count} rejected -> {rejects.path}")

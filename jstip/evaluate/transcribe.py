@@ -63,8 +63,8 @@ def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path
         (the number of transcripts, the :class:`jstip.rejects.RejectLog`).
 
     Raises:
-        ManifestError, CheckpointFileError: the input manifest or the model is not what it should be.
-        FileNotFoundError, ValueError: the input holds no audio, or cannot be read.
+        jstip.errors.InputError: the model or the input cannot be used (a bad manifest or checkpoint, no audio in a
+            folder), with the reason.
     """
     import torch
 
@@ -75,8 +75,13 @@ def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     rejects = evaluation_rejects(out.parent, "transcribe")
-    model, tokenizer, config = load_checkpoint(checkpoint)
-    cuts = cuts_of_input(in_path, rejects)
+    from jstip.errors import InputError
+
+    try:  # the model and the inputs: what is wrong with them is the user's to fix (a bug in decoding is not)
+        model, tokenizer, config = load_checkpoint(checkpoint)
+        cuts = cuts_of_input(in_path, rejects)
+    except (FileNotFoundError, ValueError) as err:  # ManifestError and CheckpointFileError are ValueErrors
+        raise InputError(str(err)) from err
     torch.set_num_threads(int(threads or config.get("num_threads") or torch.get_num_threads()))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = model.to(device)

@@ -56,6 +56,7 @@ def runs(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int,
       jstip report exp/asr_only exp/interleaved --out exp/report.html
     """
     from jstip.report.report import build_report, write_report
+    from jstip.report.runs import RunFileError
     from jstip.scoring.figures import interval, signed_pct
 
     if names and len(names) != len(run_dirs):
@@ -65,7 +66,7 @@ def runs(run_dirs: tuple[str, ...], out_html: str, title: str, num_samples: int,
     try:
         report = build_report(run_dirs, title=title, num_samples=num_samples, worst=worst, seed=seed,
                               names=list(names) or None)
-    except FileNotFoundError as err:
+    except (FileNotFoundError, RunFileError) as err:
         raise click.ClickException(str(err)) from err
     html_path, md_path = write_report(report, out_html)
     for d in report.differences:

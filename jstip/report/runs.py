@@ -25,6 +25,10 @@ HEADLINE = ("wer", "cer", "ter", "eer", "u_wer", "b_wer")
 LOSS_KEYS = ("loss", "train_loss", "val_loss", "dev_loss")
 
 
+class RunFileError(ValueError):
+    """A run folder's metrics.json or hyps.jsonl that cannot be read: the message names the file (and line)."""
+
+
 @dataclass
 class Run:
     """One scored run loaded from its folder."""
@@ -79,6 +83,7 @@ def load_run(run_dir: str | Path, name: str | None = None) -> Run:
 
     Raises:
         FileNotFoundError: naming the missing file and the command that writes it.
+        RunFileError: a file that cannot be read, named with its line.
     """
     run_dir = Path(run_dir)
     metrics_path, hyps_path = run_dir / "metrics.json", run_dir / "hyps.jsonl"
@@ -86,8 +91,15 @@ def load_run(run_dir: str | Path, name: str | None = None) -> Run:
         if not path.exists():
             raise FileNotFoundError(f"{path} not found: a run folder needs metrics.json and hyps.jsonl, "
                                     "as written by `jstip score` or `jstip evaluate`")
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    utterances = read_jsonl(hyps_path, ("id",))
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RunFileError(f"{metrics_path}: not a JSON object ({err}); it is written by `jstip score` or "
+                           "`jstip evaluate`") from err
+    try:
+        utterances = read_jsonl(hyps_path, ("id",))
+    except ValueError as err:
+        raise RunFileError(str(err)) from err
     return Run(name or run_dir.resolve().name, run_dir, metrics, utterances, _read_curves(run_dir))
 
 

@@ -55,9 +55,6 @@ def _flat_keys(node, prefix: str = ""):
 def main(argv: list[str] | None = None) -> int:
     from omegaconf import OmegaConf
 
-    from jstip.train.module import NonFiniteLossError
-    from jstip.train.run import train
-
     args = list(sys.argv[1:] if argv is None else argv)
     name, config_dir, print_only, check_only, overrides = "tiny", None, False, False, []
     while args:
@@ -87,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     if print_only:
         print(OmegaConf.to_yaml(cfg))
         return 0
-    from jstip.train.run import check_required
+    from jstip.conf import check_required
 
     try:
         check_required(cfg)
@@ -97,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if check_only:
         print(f"config {name!r}: every required value is given")
         return 0
+    from jstip.train.module import NonFiniteLossError
+    from jstip.train.run import train
     from jstip.manifests import ManifestError
     from jstip.train.checkpoint_file import CheckpointFileError
 

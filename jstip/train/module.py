@@ -5,31 +5,8 @@ from __future__ import annotations
 import lightning as L
 import torch
 
+from jstip.conf import trainable_parts
 from jstip.model.speechlm import SpeechLM
-
-PARTS = ("encoder", "adapter", "llm")
-TRAINABLE_PRESETS = {"adapter_only": ("adapter",), "all": PARTS}
-"""Named values of ``train.trainable``: ``adapter_only`` (the paper's stage 1: encoder and LLM frozen) and ``all``
-(its stage 2; the LLM through LoRA when ``train.lora.enabled``)."""
-
-
-def trainable_parts(value) -> tuple[str, ...]:
-    """The parts ``train.trainable`` names: a preset of :data:`TRAINABLE_PRESETS` or a list of :data:`PARTS`.
-
-    Raises:
-        ValueError: an unknown preset or part, or nothing to train.
-    """
-    if isinstance(value, str):
-        if value not in TRAINABLE_PRESETS:
-            raise ValueError(f"train.trainable={value!r} is not a preset: use {' or '.join(TRAINABLE_PRESETS)}, or a "
-                             f"list of parts like [adapter, llm]")
-        return TRAINABLE_PRESETS[value]
-    parts = tuple(str(p) for p in (value or ()))
-    unknown = [p for p in parts if p not in PARTS]
-    if unknown or not parts:
-        raise ValueError(f"train.trainable={list(parts)}: name one or more of {', '.join(PARTS)} (or a preset: "
-                         f"{', '.join(TRAINABLE_PRESETS)})")
-    return parts
 
 
 class NonFiniteLossError(RuntimeError):

@@ -139,45 +139,6 @@ def load_model_weights(model, ckpt: dict, source) -> None:
     model.load_state_dict(state, strict=True)
 
 
-def check_required(cfg) -> None:
-    """The one check of what a config must give, run before anything is built (``jstip train --check`` runs it alone).
-
-    - every key listed in ``cfg.required`` is set (not null, not ``???``): packaged configs mark what their user must
-      give there, with null as the value (a child config's ``???`` would not override its parent's value);
-    - a ``???`` anywhere else (a user's own config) is a missing value too;
-    - a Hugging Face LLM or tokenizer (``kind: hf``) needs its ``path``;
-    - ``train.trainable`` names a preset or parts (:func:`jstip.train.module.trainable_parts`); the old
-      ``train.stage`` is refused with its replacement.
-
-    Raises:
-        ValueError: naming every missing key, with the overrides to give.
-    """
-    from omegaconf import OmegaConf
-
-    from jstip.train.module import trainable_parts
-
-    train_cfg = cfg.get("train") or {}
-    if "stage" in train_cfg:
-        raise ValueError("train.stage was replaced by train.trainable: adapter_only (the old stage 1: encoder and LLM "
-                         "frozen) or all (stage 2), or a list of parts like [adapter, llm]")
-    missing = []
-    for key in list(cfg.get("required") or []) + sorted(OmegaConf.missing_keys(cfg)):
-        try:
-            value = OmegaConf.select(cfg, key, throw_on_missing=True)
-        except Exception:  # MissingMandatoryValue
-            value = None
-        if (value is None or value == "???") and key not in missing:
-            missing.append(key)
-    for part in ("llm", "tokenizer"):
-        node = (cfg.get("model") or {}).get(part) or {}
-        if node.get("kind") == "hf" and not node.get("path") and f"model.{part}.path" not in missing:
-            missing.append(f"model.{part}.path")
-    if missing:
-        raise ValueError("the config needs " + ", ".join(missing) + ": give them on the command line, e.g. "
-                         + " ".join(f"{k}=..." for k in missing))
-    trainable_parts(train_cfg.get("trainable", "adapter_only"))
-
-
 def _use_the_llms_tokenizer(cfg) -> None:
     """A pretrained LLM (``model.llm.kind`` hf or gguf) with the default tokenizer (``train``, no path) gets its own
     tokenizer: a newly trained one would index the wrong embeddings."""
@@ -194,7 +155,7 @@ def _use_the_llms_tokenizer(cfg) -> None:
 def _warn_frozen_random_encoder(cfg) -> None:
     """Say so before training when the encoder stays frozen but is not pretrained (random features)."""
     from jstip.model.config import model_config
-    from jstip.train.module import trainable_parts
+    from jstip.conf import trainable_parts
 
     enc = model_config(cfg.model).encoder
     trainable = trainable_parts(cfg.train.get("trainable"))
@@ -232,6 +193,8 @@ def train(cfg) -> Path:
     from jstip.train.callbacks import AtomicCheckpointIO, MetricsJsonl
     from jstip.train.data import SpeechDataModule, load_cuts
     from jstip.train.module import SpeechLMModule
+
+    from jstip.conf import check_required
 
     check_required(cfg)
     sync_frame_shift(cfg)

@@ -192,6 +192,7 @@ train_stage() {
   # path): a required value left empty fails here, not hours into a GPU job.
   local problem
   if ! problem=$($JSTIP train --check "${args[@]}" 2>&1 >/dev/null); then
+    problem=$(grep '^error: ' <<< "$problem" | head -1 || true)
     die "${problem#error: }
   set LLM_PATH=/models/your-llm (a local Hugging Face folder) for model.llm.path and model.tokenizer.path,
   or pass the key in TRAIN_ARGS, e.g. TRAIN_ARGS='model.llm.path=/models/llm7b model.tokenizer.path=/models/llm7b'"

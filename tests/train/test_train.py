@@ -24,7 +24,7 @@ def test_every_packaged_config_composes_and_its_data_section_is_valid(tmp_path):
     from jstip.conf import compose
     from jstip.model.config import model_config
     from jstip.train.data import data_config
-    from jstip.train.module import trainable_parts
+    from jstip.conf import trainable_parts
 
     names = sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
     assert "tiny" in names and len(names) >= 3
