@@ -17,8 +17,12 @@ import click
 @click.option("--check", "check_only", is_flag=True,
               help="Check that the composed config gives every required value (exit 2 naming the missing keys), then "
                    "exit without training: what a job script runs before it asks for GPUs.")
+@click.option("-m", "--multirun", is_flag=True,
+              help="A sweep: one run per value of each swept key (seed=0,1 or range(3)), in EXP_DIR/0, EXP_DIR/1, ...; "
+                   "EXP_DIR/multirun.yaml lists the jobs.")
 @click.pass_context
-def cli(ctx: click.Context, config_name: str, config_dir: str | None, print_cfg: bool, check_only: bool) -> None:
+def cli(ctx: click.Context, config_name: str, config_dir: str | None, print_cfg: bool, check_only: bool,
+        multirun: bool) -> None:
     """Train the speech-LLM; arguments after the options are Hydra overrides (key=value).
 
     Example (the mini corpus, on the CPU):
@@ -32,7 +36,8 @@ def cli(ctx: click.Context, config_name: str, config_dir: str | None, print_cfg:
     from jstip.train.__main__ import main
 
     argv = ["--config-name", config_name] + (["--config-dir", config_dir] if config_dir else [])
-    argv += (["--cfg"] if print_cfg else []) + (["--check"] if check_only else []) + list(ctx.args)
+    argv += (["--cfg"] if print_cfg else []) + (["--check"] if check_only else []) + (["-m"] if multirun else [])
+    argv += list(ctx.args)
     rc = main(argv)
     if rc:
         sys.exit(rc)

@@ -174,3 +174,27 @@ def test_bad_settings_fail_before_any_work(tmp_path):
     assert "LLM_PATH=" in proc.stderr
     assert not (out / ".done" / "4-train-stage1").exists()
 
+
+
+def test_the_slurm_script_checks_and_composes_its_training_command(tmp_path):
+    """recipes/librispeech/slurm.sbatch with a stand-in srun: its --check passes with the given paths, and its
+    training command composes (printed with --cfg instead of trained)."""
+    import stat
+
+    script = ROOT / "recipes" / "librispeech" / "slurm.sbatch"
+    assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    srun = bin_dir / "srun"
+    srun.write_text("#!/usr/bin/env bash\nwhile [[ $1 == --* ]]; do shift; done\n"
+                    "if [[ \" $* \" == *' --check '* ]]; then exec \"$@\"; fi\nexec \"$@\" --cfg\n")
+    srun.chmod(srun.stat().st_mode | stat.S_IEXEC)
+    venv = tmp_path / "work" / ".venv" / "bin"
+    venv.mkdir(parents=True)
+    (venv / "activate").write_text(f"export PATH={Path(sys.executable).parent}:$PATH\n")
+    env = {**os.environ, "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "SLURM_JOB_NUM_NODES": "2", "SLURM_NTASKS_PER_NODE": "8", "OUT": str(tmp_path / "out")}
+    proc = subprocess.run(["bash", str(script)], cwd=tmp_path / "work", env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "every required value is given" in proc.stdout
+    assert "num_nodes: 2" in proc.stdout and "devices: 8" in proc.stdout and "/models/llm7b" in proc.stdout

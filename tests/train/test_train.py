@@ -343,3 +343,25 @@ def test_a_checkpoint_and_a_config_that_disagree_on_the_first_pass_is_a_clear_er
     with pytest.raises(ValueError, match="trained with model.first_pass and this config has none"):
         load_model_weights(without, ckpt, "stage1.ckpt")
     load_model_weights(M(True), ckpt, "stage1.ckpt")  # the same on both sides: loads
+
+
+def test_multirun_sweeps_seeds_into_separate_folders(tiny_overrides, tmp_path):
+    """`python -m jstip.train -m seed=0,1 ...`: one run per seed, each in EXP_DIR/<job> with its composed config;
+    a sweep without -m is refused with the fix."""
+    from omegaconf import OmegaConf
+
+    from jstip.train.__main__ import main
+
+    quick = {"trainer.max_steps": 2, "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
+             "data.dev_cuts": "null"}
+    args = ["--config-name", "tiny", *tiny_overrides("sweep", **quick)]
+    assert main([*args, "seed=0,1"]) == 2 and not (tmp_path / "sweep").exists()
+    assert main(["-m", *args, "seed=0,1"]) == 0
+    jobs = OmegaConf.load(tmp_path / "sweep" / "multirun.yaml").jobs
+    assert [j.overrides[-1] for j in jobs] == ["seed=0", "seed=1"]
+    for k in (0, 1):
+        run = tmp_path / "sweep" / str(k)
+        assert OmegaConf.load(run / "config.yaml").seed == k
+        assert (run / "checkpoints" / "last.ckpt").exists() and train_rows(run)
+    a, b = (_state(tmp_path / "sweep" / str(k) / "checkpoints" / "last.ckpt") for k in (0, 1))
+    assert a.keys() == b.keys() and any(not torch.equal(a[k], b[k]) for k in a)  # two seeds, two models
