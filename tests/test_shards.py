@@ -145,3 +145,26 @@ def _with_input(shard: Path, copy: Path, source: Path) -> Path:
     record["input"] = str(source / "notes.txt")
     (copy / "shard.json").write_text(json.dumps(record))
     return copy
+
+
+def test_prepare_mini_in_shards_equals_one_run(tmp_path):
+    """The plan is the same in every shard; terms.json and summary.json (which need the whole train split) are
+    written when the shards are combined, and equal one run's."""
+    common = ["prepare", "mini", "--num-utterances", 40, "-j", 1]
+    run(*common, "--out", tmp_path / "one")
+    for i in range(2):
+        out = run(*common, "--out", tmp_path / f"s{i}", "--shard", f"{i}/2")
+        assert "written by `jstip shards combine`" in out and not (tmp_path / f"s{i}" / "terms.json").exists()
+    run("shards", "combine", tmp_path / "combined", tmp_path / "s0", tmp_path / "s1")
+    one, combined = tmp_path / "one", tmp_path / "combined"
+    for split in ("train", "dev", "test"):
+        assert sorted(r["id"] for r in rows(combined / split / "cuts.jsonl.gz")) == \
+            sorted(r["id"] for r in rows(one / split / "cuts.jsonl.gz")), split
+        assert rejected(combined / split) == rejected(one / split)
+    for name in ("terms.json", "text/domain.txt"):
+        assert (combined / name).read_text() == (one / name).read_text(), name
+    # summary.json: the same counts (its hours may differ in the last digit: espeak-ng's audio varies between runs)
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (combined, one))
+    for split in ("train", "dev", "test"):
+        for key in ("utterances", "planned", "voices", "entities"):
+            assert a["splits"][split][key] == b["splits"][split][key], (split, key)

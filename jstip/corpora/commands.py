@@ -30,7 +30,8 @@ def cli():
 @click.option("--num-utterances", default=2500, show_default=True, help="Utterances over train/dev/test (80/10/10).")
 @click.option("--seed", default=0, show_default=True, help="Seed of sentences, term exposure tiers and voices.")
 @click.option("-j", "--num-jobs", default=os.cpu_count() or 1, show_default=True, help="Synthesis processes.")
-def mini(out_dir, num_utterances, seed, num_jobs):
+@shard_option
+def mini(out_dir, num_utterances, seed, num_jobs, shard):
     """The built-in mini corpus: general and medical sentences spoken by espeak-ng and festival voices.
 
     Test voices and the test set's medical terms never occur in training; the held-out terms do occur in the
@@ -39,10 +40,17 @@ def mini(out_dir, num_utterances, seed, num_jobs):
     Example:
 
         jstip prepare mini --out data/mini --num-utterances 40
+
+        jstip prepare mini --out mini.s0 --shard 0/2   # and 1/2 into mini.s1 (terms.json: after combining)
+        jstip shards combine data/mini mini.s0 mini.s1
     """
     from jstip.corpora.mini import prepare_mini
 
-    prepare_mini(out_dir, num_utterances=num_utterances, seed=seed, num_jobs=num_jobs)
+    prepare_mini(out_dir, num_utterances=num_utterances, seed=seed, num_jobs=num_jobs, shard=shard)
+    if shard is not None:
+        click.echo(f"shard {shard[0]}/{shard[1]} -> {out_dir}; terms.json and summary.json are written by "
+                   "`jstip shards combine`")
+        return
     summary = json.loads((Path(out_dir) / "summary.json").read_text())
     for split, s in summary["splits"].items():
         click.echo(f"{split:5s}: {s['utterances']}/{s['planned']} utterances, {s['hours']:.2f} h, "

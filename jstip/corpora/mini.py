@@ -293,8 +293,11 @@ def terms_table(tiers: dict, train_counts: dict, domain_counts: dict) -> dict:
             "terms": rows}
 
 
+SHARD_STAGE = "prepare-mini"
+
+
 def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0, num_jobs: int = 2,
-                 progress: bool = True) -> dict[str, CutSet]:
+                 progress: bool = True, shard=None) -> dict[str, CutSet]:
     """Build the mini corpus (restartable). Returns the cuts of each split.
 
     Args:
@@ -302,25 +305,47 @@ def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0,
         num_utterances: total utterances over train/dev/test (80/10/10).
         seed: sentence, term-split and voice seed.
         num_jobs: synthesis processes.
+        shard: ``(i, N)``: synthesise only the items at positions i modulo N of each split (the plan is the same in
+            every shard). ``terms.json`` and ``summary.json`` need the whole train split: `jstip shards combine`
+            writes them (:func:`finish_mini`).
     """
+    from jstip.shards import in_shard, write_record
+
     out_dir = Path(out_dir)
     plan = plan_mini(num_utterances, seed)
     (out_dir / "text").mkdir(parents=True, exist_ok=True)
     (out_dir / "text" / "domain.txt").write_text("\n".join(plan["domain"]) + "\n")
     (out_dir / "text" / "general.txt").write_text("\n".join(plan["general"]) + "\n")
-    cuts, summary = {}, {"num_utterances": num_utterances, "seed": seed, "splits": {}}
+    cuts, assigned = {}, []
     for split, items in plan["items"].items():
-        cs = synthesize_items(items, out_dir / split, voices=voices_for_split(split), num_jobs=num_jobs,
-                              seed=seed, progress=progress)
-        cuts[split] = cs
+        items = [item for k, item in enumerate(items) if in_shard(k, shard)]
+        assigned += [item["id"] for item in items]
+        cuts[split] = synthesize_items(items, out_dir / split, voices=voices_for_split(split), num_jobs=num_jobs,
+                                       seed=seed, progress=progress)
+    if shard is None:
+        finish_mini(out_dir, num_utterances, seed, cuts)
+    else:
+        write_record(out_dir, SHARD_STAGE, shard, f"mini(num_utterances={num_utterances}, seed={seed})", assigned,
+                     num_utterances=num_utterances, seed=seed)
+    return cuts
+
+
+def finish_mini(out_dir: str | Path, num_utterances: int, seed: int, cuts: dict[str, CutSet] | None = None) -> None:
+    """Write ``terms.json`` and ``summary.json`` from the cuts of every split (read from ``out_dir`` when not
+    given): the counts of the train audio as synthesised (an item the TTS rejected was never heard)."""
+    out_dir = Path(out_dir)
+    plan = plan_mini(num_utterances, seed)
+    if cuts is None:
+        cuts = {split: CutSet.from_file(out_dir / split / "cuts.jsonl.gz") for split in plan["items"]}
+    summary = {"num_utterances": num_utterances, "seed": seed, "splits": {}}
+    for split, items in plan["items"].items():
+        cs = cuts[split]
         summary["splits"][split] = {
             "utterances": len(cs), "planned": len(items),
             "hours": round(sum(c.duration for c in cs) / 3600, 3),
             "voices": sorted({c.supervisions[0].speaker for c in cs}),
             "entities": sum(len(c.supervisions[0].custom.get("entities", [])) for c in cs),
         }
-    # Counted from the train cuts as synthesised (an item the TTS rejected was never heard).
     table = terms_table(plan["tiers"], counts_from_cuts(cuts["train"]), plan["domain_counts"])
     (out_dir / "terms.json").write_text(json.dumps(table, indent=1))
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1))
-    return cuts

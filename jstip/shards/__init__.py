@@ -74,13 +74,16 @@ def record_path(out: str | Path) -> Path:
     return out / RECORD if out.is_dir() or not out.suffix else out.with_name(out.name + ".shard.json")
 
 
-def write_record(out: str | Path, stage: str, shard: Shard | None, source: str | Path, items: Sequence[str]) -> None:
-    """Record what a shard (or an unsharded run, ``shard=None``) of ``stage`` was given: the ids of its items."""
+def write_record(out: str | Path, stage: str, shard: Shard | None, source: str | Path, items: Sequence[str],
+                 **extra) -> None:
+    """Record what a shard of ``stage`` was given: the ids of its items (nothing without a shard). ``source``: the
+    input (a path, or a description of a generated one); ``extra``: what a finisher needs (:data:`FINISHERS`)."""
     if shard is None:
         return
     path = record_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"stage": stage, "shard": list(shard), "input": str(Path(source).resolve()), "items": list(items)}
+    source = str(Path(source).resolve()) if isinstance(source, Path) or Path(str(source)).exists() else str(source)
+    record = {"stage": stage, "shard": list(shard), "input": source, "items": list(items), **extra}
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(record), encoding="utf-8")
     tmp.replace(path)
@@ -127,8 +130,8 @@ def _files_of(out: Path) -> dict[str, Path]:
         files = {}
         for p in sorted(out.rglob("*")):
             rel = p.relative_to(out).as_posix()
-            if p.is_file() and p.name != RECORD and not p.name.endswith(".tmp") and rel.split("/")[0] not in (
-                    "audio", "meta"):
+            if p.is_file() and p.name != RECORD and not p.name.endswith(".tmp") and not {"audio", "meta"} & set(
+                    rel.split("/")[:-1]):
                 files[rel] = p
         return files
     files = {MAIN: out}
@@ -235,5 +238,19 @@ def combine(shard_outputs: Sequence[str | Path], out: str | Path) -> CombineSumm
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
         written.append(str(dest))
+    finisher = FINISHERS.get(records[0]["stage"])
+    if finisher is not None:
+        written += finisher(out, records[0])
     return CombineSummary(out, n, sum(len(r["items"]) for r in records), sum(map(len, kept)),
                           sum(map(len, rejected)), written)
+
+
+def _finish_mini(out: Path, record: dict) -> list[str]:
+    from jstip.corpora.mini import finish_mini
+
+    finish_mini(out, int(record["num_utterances"]), int(record["seed"]))
+    return [str(out / "terms.json"), str(out / "summary.json")]
+
+
+FINISHERS = {"prepare-mini": _finish_mini}
+"""Stage -> what combining its shards must compute over the whole output (files no shard can write alone)."""
