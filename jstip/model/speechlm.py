@@ -46,7 +46,9 @@ class SpeechLM(nn.Module):
         adapter: ``forward(frames, lens) -> ((S, T_llm, D_llm), lens)``: one output per placeholder (80 ms).
         llm: a Hugging Face causal LM whose embeddings cover the tokenizer (speech token included).
         attention: ``mask`` (4D block-causal mask), ``position_ids`` (let the LLM derive documents from position
-            resets: flash-attention varlen), or ``auto`` (``position_ids`` with flash attention, else ``mask``).
+            resets: flash-attention varlen), ``flex`` (a document block mask run by ``flex_attention``:
+            :mod:`jstip.model.flex`), or ``auto`` (``position_ids`` with flash attention; else ``flex`` on a GPU and
+            ``mask`` on a CPU).
     """
 
     @classmethod
@@ -64,9 +66,13 @@ class SpeechLM(nn.Module):
         self.adapter = adapter
         self.llm = llm
         self.first_pass = first_pass  # jstip.model.first_pass.CTCFirstPass: its transcript goes in the ASR prompt
-        if attention not in ("auto", "mask", "position_ids"):
-            raise ValueError(f"attention must be auto, mask or position_ids, got {attention!r}")
+        if attention not in ("auto", "mask", "position_ids", "flex"):
+            raise ValueError(f"attention must be auto, mask, position_ids or flex, got {attention!r}")
         self.attention = attention
+        if attention == "flex":
+            from jstip.model.flex import use_flex
+
+            use_flex(llm)
         self.feature_cache_dir = feature_cache
         self._cache = None
 
@@ -153,12 +159,29 @@ class SpeechLM(nn.Module):
         return embeds.masked_scatter(batch.speech_mask.unsqueeze(-1), frames)
 
     def _attention_kwargs(self, batch: SpeechLMBatch) -> dict:
+        from jstip.model.flex import NAME as FLEX
+
         impl = getattr(self.llm.config, "_attn_implementation", "sdpa") or "sdpa"
         mode = self.attention
         if mode == "auto":
-            mode = "position_ids" if "flash" in impl else "mask"
+            if "flash" in impl:
+                mode = "position_ids"
+            elif impl == FLEX or (batch.input_ids.is_cuda and hasattr(self.llm, "set_attn_implementation")):
+                mode = "flex"  # no flash-attn on this GPU: document-masked flex attention, not an L x L mask
+            else:
+                mode = "mask"
         if mode == "position_ids":
             return {"attention_mask": None, "position_ids": batch.position_ids}
+        if mode == "flex":
+            from jstip.model.flex import document_block_mask, use_flex
+
+            if batch.input_ids.device.type == "cpu" and torch.is_grad_enabled():
+                raise ValueError("model.attention=flex cannot train on a CPU (PyTorch's flex_attention has no CPU "
+                                 "backward): use model.attention=mask (or auto) there; flex evaluates on a CPU and "
+                                 "trains on a GPU")
+            if impl != FLEX:
+                use_flex(self.llm)
+            return {"attention_mask": document_block_mask(batch.document_ids), "position_ids": batch.position_ids}
         mask = block_causal_mask(batch.document_ids)
         if impl == "eager":
             dtype = self.llm.get_input_embeddings().weight.dtype

@@ -143,6 +143,33 @@ def test_position_ids_mode_matches_mask_mode(renderer, model):
     torch.testing.assert_close(a[real], b[real], atol=1e-4, rtol=0)
 
 
+def test_flex_attention_matches_the_mask_path(renderer, model):
+    """attention=flex (a document BlockMask through flex_attention, jstip.model.flex) gives the 4D-mask path's
+    logits and loss on packed rows; generation under it is unchanged (dense masks go to SDPA); training it on a CPU,
+    where PyTorch has no flex backward, is refused with the fix."""
+    import copy
+
+    from jstip.model.flex import NAME
+
+    docs, streams = make_docs(renderer)
+    packed = collate(docs, streams, renderer.pad_id, max_row_tokens=10_000, pad_to_multiple=8)
+    flex = copy.deepcopy(model)
+    model.attention, flex.attention = "mask", "flex"
+    with torch.no_grad():
+        a, b = model(packed), flex(packed)
+    assert flex.llm.config._attn_implementation == NAME
+    real = packed.document_ids >= 0
+    assert real.sum() > 0 and packed.document_ids.max() > 0  # several documents per row
+    torch.testing.assert_close(a.logits[real], b.logits[real], atol=1e-5, rtol=0)  # measured: ~1e-7
+    torch.testing.assert_close(a.loss, b.loss, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="model.attention=mask"):
+        flex(packed)
+    x = torch.randint(5, 50, (1, 6))
+    with torch.no_grad():
+        assert torch.equal(model.llm.generate(input_ids=x, max_new_tokens=4, do_sample=False),
+                           flex.llm.generate(input_ids=x, max_new_tokens=4, do_sample=False))
+
+
 def test_loss_counts_labelled_tokens_only(renderer, model):
     docs, streams = make_docs(renderer)
     batch = collate(docs, streams, renderer.pad_id, max_row_tokens=80, pad_to_multiple=8)
