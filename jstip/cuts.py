@@ -152,7 +152,7 @@ def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare"
     positions i modulo N are handled, and ``out_dir/shard.json`` records them (:mod:`jstip.shards`; ``source``
     names the input there).
     """
-    from jstip.shards import in_shard, write_record
+    from jstip.sharding import in_shard, write_record
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -282,7 +282,7 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     rejects = RejectLog(out_path.parent / "rejected.jsonl", STAGE)
     already_rejected = rejected_ids(rejects.path, STAGE)
-    from jstip.shards import in_shard, parse_shard, write_record
+    from jstip.sharding import in_shard, parse_shard, write_record
 
     shard = parse_shard(shard)
     assigned: list[str] = []

@@ -48,7 +48,7 @@ def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, mismatch_
         raise click.UsageError("give --in CUTS and --out CUTS (or a subcommand; see jstip align --help)")
 
     from jstip.align import align_cuts, get_aligner
-    from jstip.shards import parse_shard
+    from jstip.sharding import parse_shard
 
     options: dict = {}
     if aligner_name == "pocketsphinx":

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from jstip.shards import shard_option
+from jstip.sharding import shard_option
 
 
 @click.group(name="prepare")

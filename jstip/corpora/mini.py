@@ -309,7 +309,7 @@ def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0,
             every shard). ``terms.json`` and ``summary.json`` need the whole train split: `jstip shards combine`
             writes them (:func:`finish_mini`).
     """
-    from jstip.shards import in_shard, write_record
+    from jstip.sharding import in_shard, write_record
 
     out_dir = Path(out_dir)
     plan = plan_mini(num_utterances, seed)

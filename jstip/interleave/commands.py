@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jstip.shards import shard_option
+from jstip.sharding import shard_option
 
 _SEGMENT_OPTIONS = [
     click.option("--segment-mode", type=click.Choice(["silence", "punctuation"]), default="punctuation",
@@ -127,7 +127,7 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
 
     screen = CutScreen(alignment=False, audio="load" if check_audio else "sources")
 
-    from jstip.shards import in_shard, write_record
+    from jstip.sharding import in_shard, write_record
 
     assigned: list[str] = []
 

@@ -1,15 +1,17 @@
 """Shards of a per-item stage, and their outputs combined back into one with nothing lost or doubled.
 
-``--shard i/N`` on a per-item stage (``synthesize``, ``prepare import``, ``align``, ``interleave``) makes it handle
-only the items whose position in its input is ``i`` modulo ``N``; each shard writes its own output (a folder or a
-file, with its ``rejected.jsonl``) and a record of the items it was given (``shard.json`` in an output folder,
-``<file>.shard.json`` beside an output file). ``jstip shards combine OUT SHARD_OUT...`` then:
+``--shard i/N`` on a per-item stage (``synthesize``, ``prepare mini``, ``prepare import``, ``align``,
+``interleave``; :mod:`jstip.sharding`) makes it handle only the items whose position in its input is ``i`` modulo
+``N``; each shard writes its own output (a folder or a file, with its ``rejected.jsonl``) and a record of the items it
+was given (``shard.json`` in an output folder, ``<file>.shard.json`` beside an output file).
+``jstip shards combine OUT SHARD_OUT...`` then:
 
 - checks that the shards are 0..N-1 of one split of one input (each once);
 - concatenates every manifest (``*.jsonl.gz``), example file (``*.jsonl``) and ``rejected.jsonl`` of the shards;
 - checks that every item a shard was given is in its output or in its ``rejected.jsonl``, and that no item is in
   two shards or twice in one output: items in = items out + items rejected, over the whole input;
-- copies any other file the shards hold only when they all hold the same bytes (refusing otherwise).
+- copies any other file the shards hold only when they all hold the same bytes (refusing otherwise), and computes
+  what needs the whole output (:data:`FINISHERS`: the mini corpus's terms.json and summary.json).
 
 Audio stays where the shards wrote it: the combined manifests point at the shards' audio files.
 """
@@ -22,71 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
-
-Shard = tuple[int, int]
-RECORD = "shard.json"
-
+from jstip.sharding import RECORD, record_path
 
 class ShardError(ValueError):
     """Shard outputs that cannot be combined: the message names the shard, the item and the fix."""
-
-
-def parse_shard(shard: str | Shard | None) -> Shard | None:
-    """``"i/N"`` -> ``(i, N)``; None stays None.
-
-    Raises:
-        ValueError: not of the form i/N with 0 <= i < N.
-    """
-    if shard is None or isinstance(shard, tuple):
-        return shard
-    try:
-        i, n = (int(x) for x in str(shard).split("/"))
-    except ValueError:
-        raise ValueError(f"--shard {shard!r} is not of the form i/N (e.g. 0/8)") from None
-    if not 0 <= i < n:
-        raise ValueError(f"--shard {shard!r}: need 0 <= i < N")
-    return i, n
-
-
-def in_shard(position: int, shard: Shard | None) -> bool:
-    """Whether the item at ``position`` of the input belongs to ``shard`` (every item does without one)."""
-    return shard is None or position % shard[1] == shard[0]
-
-
-def shard_option(func):
-    """``--shard i/N`` for a per-item stage's click command (parsed to a tuple or None)."""
-
-    def convert(ctx, param, value):
-        try:
-            return parse_shard(value)
-        except ValueError as err:
-            raise click.BadParameter(str(err)) from err
-
-    return click.option("--shard", default=None, callback=convert,
-                        help="Handle only shard i of N (i/N: the items whose position in the input is i modulo N), "
-                             "into this shard's own --out; `jstip shards combine` joins the shards.")(func)
-
-
-def record_path(out: str | Path) -> Path:
-    """Where the record of a shard's output lives: inside an output folder, beside an output file."""
-    out = Path(out)
-    return out / RECORD if out.is_dir() or not out.suffix else out.with_name(out.name + ".shard.json")
-
-
-def write_record(out: str | Path, stage: str, shard: Shard | None, source: str | Path, items: Sequence[str],
-                 **extra) -> None:
-    """Record what a shard of ``stage`` was given: the ids of its items (nothing without a shard). ``source``: the
-    input (a path, or a description of a generated one); ``extra``: what a finisher needs (:data:`FINISHERS`)."""
-    if shard is None:
-        return
-    path = record_path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    source = str(Path(source).resolve()) if isinstance(source, Path) or Path(str(source)).exists() else str(source)
-    record = {"stage": stage, "shard": list(shard), "input": source, "items": list(items), **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    tmp.replace(path)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jstip.shards import shard_option
+from jstip.sharding import shard_option
 
 
 @click.command(name="synthesize")
@@ -46,7 +46,7 @@ def cli(in_path, out_dir, voices, voice_split, num_jobs, seed, max_words, list_v
     """
     from jstip.rejects import RejectLog
     from jstip.tts import Voice, default_voices
-    from jstip.shards import write_record
+    from jstip.sharding import write_record
     from jstip.tts.corpus import STAGE, read_text_items, synthesize_items
 
     pool = [Voice.parse(v) for v in voices]

@@ -44,7 +44,7 @@ def read_text_items(path: str | Path, rejects: RejectLog, shard=None, assigned: 
     ``shard`` ``(i, N)`` only the lines at positions i modulo N are read (:mod:`jstip.shards`); ``assigned`` gets
     the id of every line read, kept or rejected.
     """
-    from jstip.shards import in_shard
+    from jstip.sharding import in_shard
 
     path = Path(path)
     items: list[dict] = []

@@ -8,7 +8,7 @@ from lhotse import CutSet
 
 from jstip.align import align_cuts
 from jstip.align.base import Aligner, AlignmentError, WordSpanTime
-from jstip.shards import parse_shard
+from jstip.sharding import parse_shard
 from jstip.align.normalize import fold_tokens, spell_number, spell_ordinal, tokens_for_word
 from jstip.rejects import read_rejected
 from jstip.text import words as split_words
