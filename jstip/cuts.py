@@ -143,14 +143,14 @@ def screen_cuts(cuts, rejects: RejectLog, max_duration: float | None = None, wha
 
 def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare",
                        rejects: RejectLog | None = None, check_audio: bool = False, shard=None,
-                       source: str | Path | None = None) -> CutSet:
+                       source: str | Path | None = None, options: dict | None = None) -> CutSet:
     """Keep the usable cuts, reject the rest to ``out_dir/rejected.jsonl``; write ``out_dir/cuts.jsonl.gz``.
 
     Checked: duplicate ids, :func:`check_cut`, the audio sources (missing file, 'command' source), and with
     ``check_audio`` the audio itself (:func:`jstip.audio.load_cut_audio`). Without ``rejects``, a previous
-    ``rejected.jsonl`` is replaced (the manifests are rewritten whole). With ``shard`` ``(i, N)`` only the cuts at
-    positions i modulo N are handled, and ``out_dir/shard.json`` records them (:mod:`jstip.shards`; ``source``
-    names the input there).
+    ``rejected.jsonl`` is replaced (the manifests are rewritten whole). With ``shard`` ``(i, N)`` only the cuts of
+    shard i are handled, and ``out_dir/shard.json`` records them (:mod:`jstip.sharding`; ``source`` names the input
+    there).
     """
     from jstip.sharding import in_shard, write_record
 
@@ -161,8 +161,8 @@ def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare"
         rejects = RejectLog(out_dir / "rejected.jsonl", stage)
     kept, assigned = [], []
     screen = CutScreen(audio="load" if check_audio else "sources")
-    for position, cut in enumerate(cuts):
-        if not in_shard(position, shard):
+    for cut in cuts:
+        if not in_shard(cut.id, shard):
             continue
         assigned.append(cut.id)
         reason = screen.reason(cut)
@@ -172,5 +172,6 @@ def validate_and_write(cuts: CutSet, out_dir: str | Path, stage: str = "prepare"
             kept.append(cut)
     out = CutSet.from_cuts(kept)
     out.to_file(out_dir / "cuts.jsonl.gz")
-    write_record(out_dir, stage, shard, source or out_dir, assigned)
+    write_record(out_dir, stage, shard, source or out_dir, assigned,
+                 options={"check_audio": check_audio, **(options or {})})
     return out

@@ -77,11 +77,17 @@ def test_synthesize_in_shards_equals_one_run(synthesized):
 
 @pytest.mark.parametrize("stage", ["prepare", "align", "interleave"])
 def test_the_other_per_item_stages_in_shards_equal_one_run(synthesized, tmp_path, stage):
-    cuts = synthesized / "all" / "cuts.jsonl.gz"
+    """...on an input that repeats a cut id: the copy is rejected as a duplicate in a shard as in one run."""
+    source = tmp_path / "input"
+    source.mkdir()
+    lines = gzip.open(synthesized / "all" / "cuts.jsonl.gz", "rt", encoding="utf-8").read().splitlines()
+    with gzip.open(source / "cuts.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write("\n".join(lines + [lines[0]]) + "\n")
+    cuts = source / "cuts.jsonl.gz"
 
     def stage_args(out: Path) -> list:
         if stage == "prepare":
-            return ["prepare", "import", "--lhotse-dir", synthesized / "all", "--out", out]
+            return ["prepare", "import", "--lhotse-dir", source, "--out", out]
         if stage == "align":
             return ["align", "--aligner", "tts", "--in", cuts, "--out", out / "cuts.jsonl.gz", "--quiet"]
         return ["interleave", "--in", cuts, "--out", out / "examples.jsonl", "--level", "word"]
@@ -101,6 +107,7 @@ def test_the_other_per_item_stages_in_shards_equal_one_run(synthesized, tmp_path
     key = "cut_id" if stage == "interleave" else "id"
     assert sorted(r[key] for r in got) == sorted(r[key] for r in want)
     assert rejected(tmp_path / "combined") == rejected(tmp_path / "one")
+    assert json.loads(lines[0])["id"] in rejected(tmp_path / "one")  # the duplicate
 
 
 def test_combine_refuses_a_missing_doubled_or_unfinished_shard(synthesized, tmp_path):
@@ -114,28 +121,38 @@ def test_combine_refuses_a_missing_doubled_or_unfinished_shard(synthesized, tmp_
     assert "missing 2/3" in combine(shards[0], shards[1])
     assert "given twice 1/3" in combine(shards[0], shards[1], shards[1], shards[2])
     # a shard whose output lost an item (killed before it wrote it): named, with the fix
-    broken = tmp_path / "s0"
-    shutil.copytree(shards[0], broken)
+    full = max(range(3), key=lambda i: len(rows(shards[i] / "cuts.jsonl.gz")))
+    others = [shards[i] for i in range(3) if i != full]
+    broken = tmp_path / f"s{full}"
+    shutil.copytree(shards[full], broken)
     cuts = rows(broken / "cuts.jsonl.gz")
-    assert len(cuts) == 3  # lines 1, 4 and 7
+    assert len(cuts) >= 2
     with gzip.open(broken / "cuts.jsonl.gz", "wt", encoding="utf-8") as f:
         for r in cuts[1:]:
             f.write(json.dumps(r) + "\n")
-    out = combine(broken, shards[1], shards[2])
+    out = combine(broken, *others)
     assert cuts[0]["id"] in out and "did not finish" in out
     record = json.loads((broken / "shard.json").read_text())
-    assert len(record["items"]) == 3 and record["shard"] == [0, 3]
+    assert cuts[0]["id"] in record["items"] and record["shard"] == [full, 3]
     # an item in two shards' outputs (a shard run on an edited input): doubled, named
-    doubled = tmp_path / "s1"
-    shutil.copytree(shards[1], doubled)
+    doubled = tmp_path / "doubled"
+    shutil.copytree(others[0], doubled)
     with gzip.open(doubled / "cuts.jsonl.gz", "at", encoding="utf-8") as f:
         f.write(json.dumps(cuts[0]) + "\n")
-    assert cuts[0]["id"] in combine(shards[0], doubled, shards[2])
+    assert cuts[0]["id"] in combine(shards[full], doubled, others[1])
+    # shards run with other options
+    other_opts = tmp_path / "opts"
+    shutil.copytree(others[0], other_opts)
+    record = json.loads((other_opts / "shard.json").read_text())
+    record["options"]["seed"] = 7
+    (other_opts / "shard.json").write_text(json.dumps(record))
+    assert "other options" in combine(shards[full], other_opts, others[1]) and "seed" in combine(
+        shards[full], other_opts, others[1])
     # a shard of another input
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("x\n")
-    assert "not of the same split" in combine(shards[0], shards[1], _with_input(shards[2], tmp_path / "s2", other))
+    assert "not of the same split" in combine(shards[0], shards[1], _with_input(shards[2], tmp_path / "s2x", other))
     assert not (tmp_path / "out").exists()
 
 

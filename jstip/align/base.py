@@ -253,7 +253,7 @@ def _complete_lines(path: Path) -> tuple[list[tuple[str, int]], int]:
 
 def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, num_jobs: int = 1,
                shard: str | tuple[int, int] | None = None, progress: bool = True,
-               source: str | Path | None = None) -> AlignSummary:
+               source: str | Path | None = None, options: dict | None = None) -> AlignSummary:
     """Align every cut and write the aligned ones to ``out_path`` (a cuts ``jsonl.gz``).
 
     Each aligned cut is appended, and flushed, to ``OUT.partial.jsonl`` as soon as it is done; at the end ``OUT`` is
@@ -266,9 +266,10 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
         aligner: the backend (see ``jstip.align.get_aligner``).
         out_path: output cut manifest; ``rejected.jsonl`` is written in the same folder (stage ``align``).
         num_jobs: worker processes (1 = in this process).
-        shard: ``"i/N"``: align only cuts whose position in ``cuts`` is i modulo N; write each shard into its own
+        shard: ``"i/N"``: align only the cuts of shard i (:mod:`jstip.sharding`); write each shard into its own
             folder (``OUT.shard.json`` records its cuts; ``jstip shards combine`` joins the shards).
-        source: the input manifest, named in the shard record.
+        source / options: the input manifest and the aligner's settings, named in the shard record (shards with
+            other settings are not combined).
         progress: show a tqdm bar.
 
     Returns:
@@ -315,7 +316,7 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
             # check_cut finds, an old alignment aside.
             screen = CutScreen(alignment=False, audio=None)
             for idx, cut in enumerate(cuts):
-                if not in_shard(idx, shard):
+                if not in_shard(cut.id, shard):
                     continue
                 assigned.append(cut.id)
                 summary.total += 1
@@ -378,5 +379,5 @@ def align_cuts(cuts: CutSet | Iterable, aligner: Aligner, out_path: str | Path, 
                     dst.write(src.readline())
     os.replace(tmp, out_path)
     partial.unlink()
-    write_record(out_path, STAGE, shard, source or out_path, assigned)
+    write_record(out_path, STAGE, shard, source or out_path, assigned, options=options)
     return summary

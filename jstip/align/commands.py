@@ -79,7 +79,9 @@ def cli(ctx, aligner_name, in_path, out_path, num_jobs, shard, phones, mismatch_
 
         raise InputError(str(err)) from err
     summary = align_cuts(cuts, aligner, out_path, num_jobs=num_jobs, shard=shard, progress=not quiet,
-                         source=in_path)
+                         source=in_path, options={"aligner": aligner_name, "phones": phones, "model": model_path,
+                                                  "mismatch_check": mismatch_check, "mfa_dictionary": mfa_dictionary,
+                                                  "mfa_acoustic_model": mfa_acoustic_model})
     click.echo(json.dumps({"aligner": aligner_name, **summary.as_dict(), "bad_lines": line_rejects.count,
                            "out": str(out_path), "rejected_file": str(Path(out_path).parent / "rejected.jsonl")}))
 

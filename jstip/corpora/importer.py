@@ -115,7 +115,7 @@ def import_kaldi_dir(kaldi_dir: str | Path, out_dir: str | Path, sampling_rate: 
             keep_overlapping=False
         )
         return validate_and_write(cuts, out_dir, stage="prepare", rejects=rejects, check_audio=check_audio,
-                                  shard=shard, source=d)
+                                  shard=shard, source=d, options={"sampling_rate": sampling_rate})
 
 
 def _check_wav_scp(wav_scp: Path, rejects: RejectLog) -> dict[str, str]:

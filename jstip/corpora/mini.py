@@ -305,7 +305,7 @@ def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0,
         num_utterances: total utterances over train/dev/test (80/10/10).
         seed: sentence, term-split and voice seed.
         num_jobs: synthesis processes.
-        shard: ``(i, N)``: synthesise only the items at positions i modulo N of each split (the plan is the same in
+        shard: ``(i, N)``: synthesise only the items of shard i (:mod:`jstip.sharding`; the plan is the same in
             every shard). ``terms.json`` and ``summary.json`` need the whole train split: `jstip shards combine`
             writes them (:func:`finish_mini`).
     """
@@ -318,7 +318,7 @@ def prepare_mini(out_dir: str | Path, num_utterances: int = 1500, seed: int = 0,
     (out_dir / "text" / "general.txt").write_text("\n".join(plan["general"]) + "\n")
     cuts, assigned = {}, []
     for split, items in plan["items"].items():
-        items = [item for k, item in enumerate(items) if in_shard(k, shard)]
+        items = [item for item in items if in_shard(item["id"], shard)]
         assigned += [item["id"] for item in items]
         cuts[split] = synthesize_items(items, out_dir / split, voices=voices_for_split(split), num_jobs=num_jobs,
                                        seed=seed, progress=progress)

@@ -133,8 +133,8 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
 
     def counted():
         nonlocal n_in
-        for position, c in enumerate(tqdm(cuts, desc="interleave", unit="cut")):
-            if not in_shard(position, shard):
+        for c in tqdm(cuts, desc="interleave", unit="cut"):
+            if not in_shard(c.id, shard):
                 continue
             assigned.append(c.id)
             n_in += 1
@@ -145,7 +145,9 @@ def cli(ctx, in_path, out_path, level, policy, speech_share, seed, epoch, check_
             yield c
 
     n_out = write_jsonl(out, (public_example(e) for e in interleave_cuts(counted(), level, cfg, seed, epoch, rejects)))
-    write_record(out, "interleave", shard, in_path, assigned)
+    write_record(out, "interleave", shard, in_path, assigned,
+                 options={"level": level, "policy": policy, "speech_share": speech_share, "seed": seed, "epoch": epoch,
+                          "check_audio": check_audio, "config": str(cfg)})
     click.echo(f"{n_in} cuts: {n_out} examples -> {out}, {rejects.count} rejected -> {rejects_path}")
 
 

@@ -32,7 +32,8 @@ def document_block_mask(document_ids: torch.Tensor):
         return ((docs[b, q] == docs[b, kv]) & (kv <= q) & (docs[b, q] >= 0)) | (q == kv)
 
     B, L = docs.shape
-    return create_block_mask(mask_mod, B, None, L, L, device=docs.device)
+    # compiled on a GPU: the mask is then built block by block, never as a dense B x L x L tensor
+    return create_block_mask(mask_mod, B, None, L, L, device=docs.device, _compile=docs.device.type == "cuda")
 
 
 @functools.lru_cache(maxsize=2)

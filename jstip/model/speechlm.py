@@ -166,7 +166,7 @@ class SpeechLM(nn.Module):
         if mode == "auto":
             if "flash" in impl:
                 mode = "position_ids"
-            elif impl == FLEX or (batch.input_ids.is_cuda and hasattr(self.llm, "set_attn_implementation")):
+            elif impl == FLEX or (batch.input_ids.is_cuda and impl == "sdpa" and self._flex_possible()):
                 mode = "flex"  # no flash-attn on this GPU: document-masked flex attention, not an L x L mask
             else:
                 mode = "mask"
@@ -181,12 +181,30 @@ class SpeechLM(nn.Module):
                                  "trains on a GPU")
             if impl != FLEX:
                 use_flex(self.llm)
+                if getattr(self.llm.config, "_attn_implementation", None) != FLEX:
+                    raise ValueError(f"model.attention=flex: this LLM ({type(self.llm).__name__}) does not take "
+                                     "another attention implementation; use model.attention=mask")
             return {"attention_mask": document_block_mask(batch.document_ids), "position_ids": batch.position_ids}
         mask = block_causal_mask(batch.document_ids)
         if impl == "eager":
             dtype = self.llm.get_input_embeddings().weight.dtype
             mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
         return {"attention_mask": mask, "position_ids": batch.position_ids}
+
+    def _flex_possible(self) -> bool:
+        """Whether the LLM can switch to flex attention (checked once, by switching a copy of its config's flag)."""
+        if not hasattr(self, "_flex_ok"):
+            from jstip.model.flex import NAME, use_flex
+
+            before = getattr(self.llm.config, "_attn_implementation", None)
+            try:
+                use_flex(self.llm)
+                self._flex_ok = getattr(self.llm.config, "_attn_implementation", None) == NAME
+            except Exception:  # noqa: BLE001 -- a model that refuses: keep the mask path
+                self._flex_ok = False
+            if not self._flex_ok and before is not None:
+                self.llm.config._attn_implementation = before
+        return self._flex_ok
 
     def _decoder_and_head(self):
         """The LLM's decoder stack and output layer, when its logits are a plain linear map of the last hidden

@@ -1,12 +1,12 @@
 """Shards of a per-item stage, and their outputs combined back into one with nothing lost or doubled.
 
 ``--shard i/N`` on a per-item stage (``synthesize``, ``prepare mini``, ``prepare import``, ``align``,
-``interleave``; :mod:`jstip.sharding`) makes it handle only the items whose position in its input is ``i`` modulo
-``N``; each shard writes its own output (a folder or a file, with its ``rejected.jsonl``) and a record of the items it
+``interleave``; :mod:`jstip.sharding`) makes it handle only the items whose id hashes to ``i`` modulo ``N``; each
+shard writes its own output (a folder or a file, with its ``rejected.jsonl``) and a record of the items it
 was given (``shard.json`` in an output folder, ``<file>.shard.json`` beside an output file).
 ``jstip shards combine OUT SHARD_OUT...`` then:
 
-- checks that the shards are 0..N-1 of one split of one input (each once);
+- checks that the shards are 0..N-1 of one split of one input, run with the same options (each once);
 - concatenates every manifest (``*.jsonl.gz``), example file (``*.jsonl``) and ``rejected.jsonl`` of the shards;
 - checks that every item a shard was given is in its output or in its ``rejected.jsonl``, and that no item is in
   two shards or twice in one output: items in = items out + items rejected, over the whole input;
@@ -88,6 +88,11 @@ def _check_split(outputs: list[Path], records: list[dict]) -> int:
         if r["shard"][1] != n or r["stage"] != first["stage"] or r["input"] != first["input"]:
             raise ShardError(f"{p}: shard {r['shard'][0]}/{r['shard'][1]} of `{r['stage']}` on {r['input']}, not of "
                              f"the same split as {outputs[0]} ({first['stage']} on {first['input']}, N={n})")
+        if r.get("options") != first.get("options"):
+            diff = sorted(k for k in {**r.get("options", {}), **first.get("options", {})}
+                          if (r.get("options") or {}).get(k) != (first.get("options") or {}).get(k))
+            raise ShardError(f"{p}: run with other options than {outputs[0]} ({', '.join(diff)}): run every shard "
+                             "with the same options")
     have = [r["shard"][0] for r in records]
     missing = sorted(set(range(n)) - set(have))
     doubled = sorted({i for i in have if have.count(i) > 1})
@@ -142,9 +147,12 @@ def combine(shard_outputs: Sequence[str | Path], out: str | Path) -> CombineSumm
             part = _read_lines(path)
             rows = [json.loads(line) for line in part]
             if name == "rejected.jsonl":
-                rejected[k].update(str(r["id"]) for r in rows)
-                # a bad input line that every shard read (and rejected) is one reject
-                part = [line for line in part if line not in seen_lines]
+                # only this stage's rows (a folder may also hold the rejects of the stage before), and a bad input
+                # line that every shard read (and rejected) is one reject
+                stages = REJECT_STAGES.get(records[k]["stage"], {records[k]["stage"]})
+                keep = [row.get("stage") in stages and line not in seen_lines for line, row in zip(part, rows)]
+                part = [line for line, ok in zip(part, keep) if ok]
+                rejected[k].update(str(row["id"]) for row, ok in zip(rows, keep) if ok)
                 seen_lines.update(part)
             else:
                 for r in rows:  # manifests and example files: every row's id once over all shards
@@ -153,16 +161,14 @@ def combine(shard_outputs: Sequence[str | Path], out: str | Path) -> CombineSumm
                         raise ShardError(f"{rel}: {key} is in the output of shard {records[seen[key]]['shard'][0]} "
                                          f"and of shard {records[k]['shard'][0]}: were the shards run on one input?")
                     seen[key] = k
-                if name.startswith("cuts"):
+                if rel == MAIN:  # a stage's output file: align's cuts, interleave's examples (the item: the cut)
+                    key = "cut_id" if records[k]["stage"] == "interleave" else "id"
+                    kept[k].update(str(r[key]) for r in rows)
+                elif name.startswith("cuts"):  # the cut manifests of an output folder
                     kept[k].update(str(r["id"]) for r in rows)
-                elif name.endswith(".jsonl"):  # interleaved examples: the item is the cut
-                    kept[k].update(str(r.get("cut_id", r.get("id"))) for r in rows)
             lines += part
         combined[rel] = lines
-    for k, r in enumerate(records):
-        both = kept[k] & rejected[k]
-        if both:
-            raise ShardError(f"{outputs[k]}: {sorted(both)[0]} is both kept and rejected ({len(both)} item(s))")
+    for k, r in enumerate(records):  # (an id both kept and rejected: two input items shared it, one was kept)
         lost = sorted(set(r["items"]) - kept[k] - rejected[k])
         if lost:
             raise ShardError(f"{len(lost)} item(s) given to shard {r['shard'][0]}/{n} are neither in its output nor in "
@@ -172,6 +178,10 @@ def combine(shard_outputs: Sequence[str | Path], out: str | Path) -> CombineSumm
     written = []
     for rel, lines in combined.items():
         dest = out if rel == MAIN else (out / rel if outputs[0].is_dir() else out.parent / rel)
+        if rel == "rejected.jsonl" and dest.is_file() and not outputs[0].is_dir():
+            # beside an output file, rejected.jsonl is shared with the stages that wrote there before: append
+            have = set(_read_lines(dest))
+            lines = _read_lines(dest) + [line for line in lines if line not in have]
         _write_lines(dest, lines)
         written.append(str(dest))
     for rel, data in other.items():
@@ -183,7 +193,7 @@ def combine(shard_outputs: Sequence[str | Path], out: str | Path) -> CombineSumm
     if finisher is not None:
         written += finisher(out, records[0])
     return CombineSummary(out, n, sum(len(r["items"]) for r in records), sum(map(len, kept)),
-                          sum(map(len, rejected)), written)
+                          len(set().union(*rejected)), written)
 
 
 def _finish_mini(out: Path, record: dict) -> list[str]:
@@ -194,4 +204,6 @@ def _finish_mini(out: Path, record: dict) -> list[str]:
 
 
 FINISHERS = {"prepare-mini": _finish_mini}
+REJECT_STAGES = {"prepare-mini": {"synthesize"}}
+"""Stage of a shard record -> the ``stage`` of its rows in rejected.jsonl, where the two differ."""
 """Stage -> what combining its shards must compute over the whole output (files no shard can write alone)."""

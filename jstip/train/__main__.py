@@ -114,6 +114,18 @@ def _run_one(name: str, overrides: list[str], config_dir: str | None, print_only
     return 0
 
 
+def _end_wandb_run() -> None:
+    """Close the W&B run a job opened, so that the next job of a sweep logs to its own run."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+def _quoted(path: Path) -> str:
+    """A path as a Hydra override value: quoted, so that ``,``, ``=``, brackets and quotes stay part of it."""
+    return "'" + str(path).replace("'", "\\'") + "'"
+
+
 def _multirun(name: str, overrides: list[str], config_dir: str | None, print_only: bool, check_only: bool) -> int:
     """Every job of the sweep, one after another, each in ``EXP_DIR/<job number>`` (Hydra's sweep layout);
     ``EXP_DIR/multirun.yaml`` lists the jobs and their overrides. Returns the worst exit status."""
@@ -138,7 +150,9 @@ def _multirun(name: str, overrides: list[str], config_dir: str | None, print_onl
     worst = 0
     for k, job in enumerate(jobs):
         print(f"[multirun] job {k}: {' '.join(job)}", file=sys.stderr)
-        worst = max(worst, _run_one(name, [*job, f"exp_dir={root / str(k)}"], config_dir, print_only, check_only))
+        worst = max(worst, _run_one(name, [*job, f"exp_dir={_quoted(root / str(k))}"], config_dir, print_only,
+                                    check_only))
+        _end_wandb_run()
     return worst
 
 

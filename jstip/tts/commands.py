@@ -66,7 +66,8 @@ def cli(in_path, out_dir, voices, voice_split, num_jobs, seed, max_words, list_v
     read_rejected = rejects.count - before
     cuts = synthesize_items(items, out_dir, voices=pool, num_jobs=num_jobs, seed=seed, max_words=max_words,
                             rejects=rejects)
-    write_record(out_dir, STAGE, shard, in_path, assigned)
+    write_record(out_dir, STAGE, shard, in_path, assigned,
+                 options={"voices": [v.id for v in pool or []], "seed": seed, "max_words": max_words})
     hours = sum(c.duration for c in cuts) / 3600
     click.echo(f"{len(items) + read_rejected} lines: {len(cuts)} cuts ({hours:.2f} h), "
                f"{rejects.count} rejected this run (see {rejects.path})")

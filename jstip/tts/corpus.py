@@ -41,8 +41,8 @@ def read_text_items(path: str | Path, rejects: RejectLog, shard=None, assigned: 
     """Items of a text file (one sentence per line) or a jsonl file (``text``, optional ``id``, ``entities``, ``voice``).
 
     Lines that are empty, not UTF-8 or not valid JSON are rejected here with the line number, never fatal. With
-    ``shard`` ``(i, N)`` only the lines at positions i modulo N are read (:mod:`jstip.shards`); ``assigned`` gets
-    the id of every line read, kept or rejected.
+    ``shard`` ``(i, N)`` only the lines whose item id is in the shard are kept (:mod:`jstip.sharding`); ``assigned``
+    gets the id of every such line, kept or rejected.
     """
     from jstip.sharding import in_shard
 
@@ -57,35 +57,36 @@ def read_text_items(path: str | Path, rejects: RejectLog, shard=None, assigned: 
 
     with path.open("rb") as f:
         for lineno, raw in enumerate(f, start=1):
-            if not in_shard(lineno - 1, shard):
-                continue
             item_id = f"{path.stem}-{lineno:06d}"
-            if assigned is not None:
-                assigned.append(item_id)
+            item, reason = None, None
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                reject(item_id, f"line {lineno} of {path} is not valid UTF-8 (byte {raw[e.start]:#04x} at "
-                                        f"column {e.start}): re-encode the file as UTF-8")
-                continue
-            if not line.strip():
-                reject(item_id, f"line {lineno} of {path} is empty")
-                continue
-            if is_jsonl:
+                line, reason = "", (f"line {lineno} of {path} is not valid UTF-8 (byte {raw[e.start]:#04x} at "
+                                    f"column {e.start}): re-encode the file as UTF-8")
+            if reason is None and not line.strip():
+                reason = f"line {lineno} of {path} is empty"
+            if reason is None and is_jsonl:
                 try:
                     record = json.loads(line)
                     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
                         raise ValueError('expected an object with a "text" string')
                 except ValueError as e:
-                    reject(item_id, f"line {lineno} of {path} is not a JSON object with text: {e}")
-                    continue
-                record.setdefault("id", item_id)
-                record["id"] = str(record["id"])
-                if assigned is not None:
-                    assigned[-1] = record["id"]
-                items.append(record)
+                    reason = f"line {lineno} of {path} is not a JSON object with text: {e}"
+                else:
+                    record.setdefault("id", item_id)
+                    record["id"] = item_id = str(record["id"])
+                    item = record
+            elif reason is None:
+                item = {"id": item_id, "text": line}
+            if not in_shard(item_id, shard):
+                continue
+            if assigned is not None:
+                assigned.append(item_id)
+            if reason is not None:
+                reject(item_id, reason)
             else:
-                items.append({"id": item_id, "text": line})
+                items.append(item)
     return items
 
 
