@@ -1,4 +1,6 @@
-"""Training throughput of the tiny speech-LLM, in one run on one model and one set of cuts.
+"""Training throughput of the speech-LLM, in one run on one model and one set of cuts: the tiny model by default, or
+a real-size preset (``--preset smollm2-whisper-tiny`` / ``smollm2-whisper-base``: the demo's Whisper encoder with its
+feature cache, 160 ms adapter, SmolLM2-135M with LoRA, as ``whisper_smollm2`` trains them).
 
 Measures (training steps: forward + backward + AdamW step, model in train mode, data rendered ahead of time):
 
@@ -17,6 +19,10 @@ Measures (training steps: forward + backward + AdamW step, model in train mode, 
 
     python benchmarks/train_throughput.py                       # builds a 40-utterance mini corpus
     python benchmarks/train_throughput.py --cuts mini/train/cuts.jsonl.gz --rounds 3 --device cuda --dtype bf16
+    python benchmarks/train_throughput.py --preset smollm2-whisper-tiny --dtype bf16 --threads 2 --rounds 1
+
+Peak resident memory of the process is reported as ``peak_rss_mb``. The SALM baseline is built from the tiny
+model's NeMo Conformer; with a preset it is not built (not measured: see the issue's notes).
 """
 
 from __future__ import annotations
@@ -32,11 +38,12 @@ from torch import nn
 
 
 def render_batches(cuts, tokenizer, weights: dict, stream_per: str = "document", max_duration: float = 20.0,
-                   max_row_tokens: int = 512):
+                   max_row_tokens: int = 512, render=None):
     from jstip.data.dataset import DataConfig, SpeechLMDataset, build_sampler
+    from jstip.data.render import RenderConfig
 
     cfg = DataConfig(weights=weights, max_duration=max_duration, max_row_tokens=max_row_tokens, bucketing=False,
-                     shuffle=False, stream_per=stream_per)
+                     shuffle=False, stream_per=stream_per, render=render or RenderConfig())
     dataset = SpeechLMDataset(tokenizer, cfg, text_sources=None, epoch=0, seed=0)
     return [b for b in (dataset[c] for c in build_sampler(cuts, cfg, seed=0)) if b is not None]
 
@@ -165,6 +172,27 @@ def salm_batches(salm, our_batches, cuts_by_id, tokenizer):
     return out
 
 
+def build_preset(preset: str, cuts, work: Path):
+    """(model, tokenizer, render config) of the whisper_smollm2 config as the demo trains it: adapter + LoRA on
+    SmolLM2-135M, Whisper frozen with its feature cache, 160 ms positions."""
+    from omegaconf import OmegaConf
+
+    from jstip.conf import compose
+    from jstip.data.render import RenderConfig
+    from jstip.train.module import set_trainable
+    from jstip.train.run import build_model_and_tokenizer, sync_frame_shift
+
+    whisper = {"smollm2-whisper-tiny": "tiny.en", "smollm2-whisper-base": "base"}[preset]
+    cfg = compose("whisper_smollm2", [f"exp_dir={work / 'exp'}", "data.train_cuts=unused", "logger.wandb=false",
+                                      f"model.encoder.path={whisper}", f"model.encoder.cache_dir={work / 'features'}",
+                                      "train.lora.enabled=true", "train.trainable=[adapter,llm]"])
+    sync_frame_shift(cfg)
+    model, tokenizer, lora = build_model_and_tokenizer(cfg, work / "exp", cuts)
+    set_trainable(model, ("adapter", "llm"), lora)
+    render = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(RenderConfig), cfg.data.get("render") or {}))
+    return model, tokenizer, render
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cuts", help="train cuts (default: a fresh 40-utterance mini corpus)")
@@ -176,6 +204,8 @@ def main() -> None:
     ap.add_argument("--llm-hidden", type=int, default=64)
     ap.add_argument("--llm-layers", type=int, default=2)
     ap.add_argument("--no-salm", action="store_true")
+    ap.add_argument("--preset", choices=["smollm2-whisper-tiny", "smollm2-whisper-base"], default=None,
+                    help="a real-size model (the whisper_smollm2 config) instead of the tiny one")
     ap.add_argument("--out", help="write the numbers as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -197,24 +227,32 @@ def main() -> None:
 
         prepare_mini(work / "mini", num_utterances=40, seed=0, progress=False)
         cuts = CutSet.from_file(work / "mini" / "train" / "cuts.jsonl.gz").to_eager()
-    texts = [s.text for c in cuts for s in c.supervisions]
-    tokenizer = build_tokenizer(texts, 512)
-    add_special_tokens(tokenizer, RenderConfig())
+    render = RenderConfig()
     enc_cfg = {"n_layers": 2, "d_model": args.d_model, "n_heads": 4, "dropout": 0.1}
     hidden = 128
-    model_cfg = {"encoder": enc_cfg, "adapter": {"hidden": hidden},
-                 "llm": {"hidden_size": args.llm_hidden, "num_layers": args.llm_layers,
-                         "intermediate_size": 2 * args.llm_hidden}}
-    model = build_speechlm(model_cfg, tokenizer).to(device).train()
+    if args.preset:
+        model, tokenizer, render = build_preset(args.preset, cuts, work)
+        model = model.to(device).train()
+        model.encoder.eval()  # frozen, as in training (its features come from the cache after the first pass)
+        args.no_salm = True
+    else:
+        texts = [s.text for c in cuts for s in c.supervisions]
+        tokenizer = build_tokenizer(texts, 512)
+        add_special_tokens(tokenizer, render)
+        model_cfg = {"encoder": enc_cfg, "adapter": {"hidden": hidden},
+                     "llm": {"hidden_size": args.llm_hidden, "num_layers": args.llm_layers,
+                             "intermediate_size": 2 * args.llm_hidden}}
+        model = build_speechlm(model_cfg, tokenizer).to(device).train()
     n_params = sum(p.numel() for p in model.parameters())
     results: dict = {"cuts": len(cuts), "params": n_params, "device": str(device), "dtype": args.dtype,
-                     "threads": args.threads}
+                     "threads": args.threads, "preset": args.preset,
+                     "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
-    asr = render_batches(cuts, tokenizer, {"asr": 1.0})
-    asr_unpacked = render_batches(cuts, tokenizer, {"asr": 1.0}, max_row_tokens=1)  # one document per row
-    inter = render_batches(cuts, tokenizer, {"word_il": 1.0, "segment_il": 1.0, "mixed_il": 1.0})
+    asr = render_batches(cuts, tokenizer, {"asr": 1.0}, render=render)
+    asr_unpacked = render_batches(cuts, tokenizer, {"asr": 1.0}, max_row_tokens=1, render=render)  # one per row
+    inter = render_batches(cuts, tokenizer, {"word_il": 1.0, "segment_il": 1.0, "mixed_il": 1.0}, render=render)
     inter_row = render_batches(cuts, tokenizer, {"word_il": 1.0, "segment_il": 1.0, "mixed_il": 1.0},
-                               stream_per="row")
+                               stream_per="row", render=render)
     step = training_step_fn(model, device, dtype)
 
     def tokens(batches):
@@ -278,6 +316,9 @@ def main() -> None:
         except Exception as e:  # the baseline is optional; say why it did not run
             results["salm"] = {"error": f"{type(e).__name__}: {e}"}
 
+    import resource
+
+    results["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print(json.dumps(results, indent=2))
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=2))
