@@ -71,11 +71,11 @@ def write_record(out: str | Path, stage: str, shard: Shard | None, source: str |
     refuses shards that differ); ``extra``: what a finisher needs (``jstip.shards.FINISHERS``)."""
     if shard is None:
         return
+    from jstip.paths import write_atomic
+
     path = record_path(out)
     path.parent.mkdir(parents=True, exist_ok=True)
     source = str(Path(source).resolve()) if isinstance(source, Path) or Path(str(source)).exists() else str(source)
     record = {"stage": stage, "shard": list(shard), "input": source, "items": list(items),
               "options": json.loads(json.dumps(options or {}, default=str)), **extra}
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, json.dumps(record))

@@ -27,6 +27,7 @@ CONCEPTS = (
     ("the rejected-items log (`rejected.jsonl`)", "jstip/rejects.py"),
     ("reading and writing jsonl files (bad lines named as FILE:LINE)", "jstip/jsonl.py"),
     ("reading lhotse manifests line by line", "jstip/manifests.py"),
+    ("writing a small output file atomically; the shipped resources", "jstip/paths.py"),
     ("what a word is; markup tokens", "jstip/text.py"),
     ("composing a run config (Hydra); the packaged configs", "jstip/conf/"),
     ("what a config must give (`required:`), checked once", "jstip/train/run.py: check_required"),

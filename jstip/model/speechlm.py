@@ -192,7 +192,8 @@ class SpeechLM(nn.Module):
         return {"attention_mask": mask, "position_ids": batch.position_ids}
 
     def _flex_possible(self) -> bool:
-        """Whether the LLM can switch to flex attention (checked once, by switching a copy of its config's flag)."""
+        """Whether the LLM can switch to flex attention: checked once, by switching it (and switching back when the
+        switch did not take)."""
         if not hasattr(self, "_flex_ok"):
             from jstip.model.flex import NAME, use_flex
 

@@ -15,7 +15,6 @@ import base64
 import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -123,13 +122,12 @@ def to_html(blocks: Sequence[Block], title: str, charts: Mapping[str, bytes]) ->
     return "\n".join(parts)
 
 
-def to_markdown(blocks: Sequence[Block], title: str | None = None, heading_offset: int = 0) -> str:
-    """The blocks as Markdown (charts as ``FILES/<key>.png``); ``heading_offset`` deepens every heading (a report
-    embedded in another document)."""
-    lines = [f"{'#' * (1 + heading_offset)} {title}", ""] if title else []
+def to_markdown(blocks: Sequence[Block], title: str | None = None) -> str:
+    """The blocks as Markdown (charts as ``FILES/<key>.png``)."""
+    lines = [f"# {title}", ""] if title else []
     for block in blocks:
         if isinstance(block, Heading):
-            lines += [f"{'#' * (block.level + heading_offset)} {block.text}", ""]
+            lines += [f"{'#' * block.level} {block.text}", ""]
         elif isinstance(block, Paragraph):
             text = _md_text(block.text)
             lines += [f"**{text}**" if block.strong else text, ""]
@@ -138,15 +136,3 @@ def to_markdown(blocks: Sequence[Block], title: str | None = None, heading_offse
         elif isinstance(block, Chart):
             lines += [f"![{block.alt}](FILES/{block.key}.png)", ""]
     return "\n".join(lines)
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file beside it (a killed writer leaves the old file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    if isinstance(data, bytes):
-        tmp.write_bytes(data)
-    else:
-        tmp.write_text(data, encoding="utf-8")
-    tmp.replace(path)
-    return path

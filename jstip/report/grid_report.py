@@ -11,7 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from jstip.report.charts import exposure_chart
-from jstip.report.document import Block, Chart, Heading, Paragraph, Table, to_markdown, write_atomic
+from jstip.paths import write_atomic
+from jstip.report.document import Block, Chart, Heading, Paragraph, Table, to_markdown
 from jstip.report.grid import Figure, Grid
 from jstip.scoring.figures import interval, pct, signed_pct
 

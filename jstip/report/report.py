@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jstip.entities import bucket_labels
+from jstip.paths import write_atomic
 from jstip.report.charts import bar_chart, curve_chart, exposure_chart
 from jstip.report.document import (
     Block,
@@ -37,7 +38,6 @@ from jstip.report.document import (
     Table,
     to_html,
     to_markdown,
-    write_atomic,
 )
 from jstip.scoring.figures import pct, signed_pct
 from jstip.report.runs import HEADLINE, Difference, Run, compare_runs, exposure_figures, load_run, unique_names

@@ -180,8 +180,9 @@ def combine(shard_outputs: Sequence[str | Path], out: str | Path) -> CombineSumm
         dest = out if rel == MAIN else (out / rel if outputs[0].is_dir() else out.parent / rel)
         if rel == "rejected.jsonl" and dest.is_file() and not outputs[0].is_dir():
             # beside an output file, rejected.jsonl is shared with the stages that wrote there before: append
-            have = set(_read_lines(dest))
-            lines = _read_lines(dest) + [line for line in lines if line not in have]
+            old = _read_lines(dest)
+            have = set(old)
+            lines = old + [line for line in lines if line not in have]
         _write_lines(dest, lines)
         written.append(str(dest))
     for rel, data in other.items():
