@@ -7,15 +7,22 @@ PHONEME events mark each phoneme, pauses included. A word runs from its WORD eve
 word before a pause does not swallow the silence. Every engine word is mapped back to the input word whose characters
 contain its text position: "20" spoken as "twenty", or "mg" spoken letter by letter, is still one input word.
 
-The library is process-global and not thread-safe; one process synthesises at a time (parallelism is by processes).
+The library keeps state from one utterance to the next, so it runs in a helper process (``espeak_engine.py``) that
+speaks each utterance in a fresh fork: the same text and voice give the same audio in any worker and any run. One
+helper per process that synthesises; requests to it are serialised by a lock (parallelism is by processes).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import atexit
+import json
+import struct
+import subprocess
+import sys
 import threading
+import zlib
 from math import gcd
+from pathlib import Path
 
 import numpy as np
 from scipy.signal import resample_poly
@@ -25,94 +32,71 @@ from jstip.audio import SAMPLE_RATE
 from jstip.tts.base import Synthesis, SynthesisError, TTSBackend, Voice, WordTime
 from jstip.tts.timing import tighten_to_voiced
 
-_EVENT_LIST_TERMINATED = 0
 _EVENT_WORD = 1
-_EVENT_END = 5
-_EVENT_MSG_TERMINATED = 6
 _EVENT_PHONEME = 7
-_AUDIO_OUTPUT_SYNCHRONOUS = 2
-_POS_CHARACTER = 1
-_CHARS_UTF8 = 1
-_INIT_PHONEME_EVENTS = 0x0001
-_INIT_DONT_EXIT = 0x8000
-_PARAM_RATE = 1
-_PARAM_WORDGAP = 7
 
 # English voices that ship with Debian's espeak-ng-data ("en" is British English), and its voice variants (espeak-ng-data/voices/!v).
 ENGLISH_VOICES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
 VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "klatt", "klatt2", "klatt4"]
 
 
-class _EventId(ctypes.Union):
-    _fields_ = [("number", ctypes.c_int), ("name", ctypes.c_char_p), ("string", ctypes.c_char * 8)]
-
-
-class _Event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_int),
-        ("unique_identifier", ctypes.c_uint),
-        ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int),
-        ("audio_position", ctypes.c_int),
-        ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p),
-        ("id", _EventId),
-    ]
-
-
-_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.POINTER(_Event))
-
-
-class _Lib:
-    """The loaded library and the buffers its callback fills."""
+class _Helper:
+    """The helper process (started on first use, stopped when this process exits) and the pipe protocol to it."""
 
     def __init__(self) -> None:
-        path = ctypes.util.find_library("espeak-ng") or "libespeak-ng.so.1"
-        try:
-            self.lib = ctypes.CDLL(path)
-        except OSError as e:
-            raise SynthesisError(
-                f"libespeak-ng not found ({e}); install it with: apt-get install espeak-ng libespeak-ng1"
-            ) from e
-        self.lib.espeak_Initialize.restype = ctypes.c_int
-        self.lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint, ctypes.c_uint,
-            ctypes.c_void_p, ctypes.c_void_p,
-        ]
-        self.lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
-        self.lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
-        self.lib.espeak_TextToPhonemes.restype = ctypes.c_char_p
-        self.lib.espeak_TextToPhonemes.argtypes = [ctypes.POINTER(ctypes.c_char_p), ctypes.c_int, ctypes.c_int]
-        self.rate = self.lib.espeak_Initialize(_AUDIO_OUTPUT_SYNCHRONOUS, 500, None,
-                                               _INIT_PHONEME_EVENTS | _INIT_DONT_EXIT)
-        if self.rate <= 0:
-            raise SynthesisError("espeak_Initialize failed: is espeak-ng-data installed (apt-get install espeak-ng)?")
-        self.chunks: list[np.ndarray] = []
-        self.events: list[tuple[int, int, int, str]] = []  # (type, text_position, sample, phoneme)
-        self._callback = _CALLBACK(self._on_audio)  # keep a reference: the library holds a raw pointer
-        self.lib.espeak_SetSynthCallback(self._callback)
+        script = Path(__file__).with_name("espeak_engine.py")
+        # -I: the helper needs the standard library only, whatever the user's environment variables say.
+        self.proc = subprocess.Popen([sys.executable, "-I", str(script)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, bufsize=0)
         self.lock = threading.Lock()
 
-    def _on_audio(self, wav, numsamples, events) -> int:
-        if numsamples > 0:
-            self.chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
-        i = 0
-        while events[i].type != _EVENT_LIST_TERMINATED:
-            ev = events[i]
-            phoneme = ev.id.string.decode("utf-8", "replace") if ev.type == _EVENT_PHONEME else ""
-            self.events.append((ev.type, ev.text_position, ev.sample, phoneme))
-            i += 1
-        return 0
+    def speak(self, text: str, voice: Voice, words: list[str]) -> tuple[dict, bytes]:
+        seed = zlib.crc32(f"{voice.id}\n{text}".encode("utf-8"))
+        request = {"text": text, "voice": voice.name, "rate": int(voice.rate or 175), "words": words, "seed": seed}
+        with self.lock:
+            try:
+                self.proc.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
+                header = json.loads(self._read(self._length()))
+                samples = self._read(self._length())
+            except (OSError, ValueError) as e:
+                raise SynthesisError(f"the espeak-ng helper process failed ({e}); "
+                                     f"its exit code: {self.proc.poll()}") from e
+        if "error" in header:
+            raise SynthesisError(header["error"])
+        return header, samples
+
+    def _length(self) -> int:
+        return struct.unpack("<Q", self._read(8))[0]
+
+    def _read(self, n: int) -> bytes:
+        parts, left = [], n
+        while left:
+            chunk = self.proc.stdout.read(left)
+            if not chunk:
+                raise EOFError("the helper closed its output")
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self.proc.stdout.close()
 
 
-_lib: _Lib | None = None
+_helper: _Helper | None = None
 
 
-def _get_lib() -> _Lib:
-    global _lib
-    if _lib is None:
-        _lib = _Lib()
-    return _lib
+def _get_helper() -> _Helper:
+    global _helper
+    if _helper is None or _helper.proc.poll() is not None:
+        _helper = _Helper()
+        atexit.register(_helper.close)
+    return _helper
 
 
 class EspeakBackend(TTSBackend):
@@ -127,28 +111,10 @@ class EspeakBackend(TTSBackend):
         spans = word_spans(text)
         if not spans:
             raise SynthesisError("empty text: nothing to speak")
-        lib = _get_lib()
-        with lib.lock:
-            if lib.lib.espeak_SetVoiceByName(voice.name.encode()) != 0:
-                raise SynthesisError(f"espeak-ng has no voice {voice.name!r}; list them with: espeak-ng --voices=en")
-            lib.lib.espeak_SetParameter(_PARAM_RATE, int(voice.rate or 175), 0)
-            lib.chunks, lib.events = [], []
-            data = text.encode("utf-8") + b"\0"
-            err = lib.lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
-            if err != 0:
-                raise SynthesisError(f"espeak_Synth failed with error {err}")
-            chunks, events = lib.chunks, lib.events
-            if not chunks:
-                raise SynthesisError("espeak-ng produced no audio for this text")
-            audio22 = np.concatenate(chunks).astype(np.float32) / 32768.0
-            return _to_synthesis(text, spans, audio22, lib.rate, events, lambda w: _phoneme_count(lib.lib, w))
-
-
-def _phoneme_count(lib, word: str) -> int:
-    """How many phonemes espeak-ng makes of ``word`` on its own (the current voice)."""
-    ptr = ctypes.c_char_p(word.encode("utf-8"))
-    out = lib.espeak_TextToPhonemes(ctypes.byref(ptr), _CHARS_UTF8, ord("|") << 8) or b""
-    return max(1, len([p for p in out.decode("utf-8", "replace").replace(" ", "|").split("|") if p.strip("'\",")]))
+        header, samples = _get_helper().speak(text, voice, [s.word for s in spans])
+        audio22 = np.frombuffer(samples, dtype="<i2").astype(np.float32) / 32768.0
+        counts = header["counts"]
+        return _to_synthesis(text, spans, audio22, header["rate"], header["events"], lambda w: counts[w])
 
 
 def _to_synthesis(text, spans, audio, rate, events, phoneme_count) -> Synthesis:

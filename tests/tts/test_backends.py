@@ -65,3 +65,26 @@ def test_default_voices_are_many_and_span_engines():
     voices = default_voices()
     assert len(voices) >= 50
     assert {v.engine for v in voices} == {"espeak", "festival"}
+
+
+@pytest.mark.parametrize("voice", ["espeak:en-029+f2@195", "espeak:en-us+klatt@140", "festival:kal_diphone"])
+def test_the_same_text_and_voice_give_the_same_samples_whatever_was_spoken_before(voice):
+    # libespeak-ng keeps state between utterances and seeds rand() from the clock: each utterance is spoken in a fresh
+    # fork of a helper whose engine never spoke, so a corpus comes out the same in every run and every worker.
+    text = "Please send the report to Mitchell by Sunday."
+    first = synthesize(text, voice)
+    synthesize("Her intubation is booked for Monday at midnight.", "espeak:en-gb-scotland+m3@175")
+    synthesize("Take two tablets daily.", voice)
+    again = synthesize(text, voice)
+    assert np.array_equal(first.audio, again.audio)
+    assert [(w.start, w.end) for w in first.words] == [(w.start, w.end) for w in again.words]
+
+
+def test_a_dead_espeak_helper_is_replaced():
+    from jstip.tts import espeak
+
+    before = synthesize("One two three.", "espeak:en-us+m1")
+    espeak._get_helper().proc.kill()
+    espeak._get_helper().proc.wait()
+    after = synthesize("One two three.", "espeak:en-us+m1")
+    assert np.array_equal(before.audio, after.audio)
