@@ -31,6 +31,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "report": ("jstip.report.commands", "Compare scored runs (HTML/Markdown); `report grid`: arms x seeds."),
     "merge": ("jstip.merge.commands", "Task-vector merge: speech LLM + scale * (instruct - base)."),
     "shards": ("jstip.shards.commands", "Combine the outputs of a stage run in shards (--shard i/N), nothing lost or doubled."),
+    "export-shar": ("jstip.shards.commands:export_shar", "Write cuts and their audio as lhotse Shar shards for training."),
 }
 
 

@@ -61,11 +61,14 @@ class CutScreen:
             reads the audio once) or ``None`` (left to the stage that reads it).
         max_duration: a batch budget in seconds; a longer cut would make a batch over it on its own.
         exclude: ids the user leaves out (``+data.exclude_ids=[...]``).
+        repeats: look for repeated ids (a set of every id seen); False where the caller finds them its own way
+            (:class:`jstip.data.sources.TrainCuts`, 8 bytes per cut).
     """
 
     def __init__(self, alignment: bool = True, audio: str | None = "sources", max_duration: float | None = None,
-                 exclude: set[str] | frozenset = frozenset()) -> None:
+                 exclude: set[str] | frozenset = frozenset(), repeats: bool = True) -> None:
         self.alignment, self.audio, self.max_duration, self.exclude = alignment, audio, max_duration, exclude
+        self.repeats = repeats
         self.seen: set[str] = set()
 
     def reason(self, cut) -> str | None:
@@ -74,9 +77,10 @@ class CutScreen:
 
         if cut.id in self.exclude:
             return "excluded by data.exclude_ids"
-        if cut.id in self.seen:
-            return "duplicate cut id: only the first cut with this id is used (ids must be unique)"
-        self.seen.add(cut.id)
+        if self.repeats:
+            if cut.id in self.seen:
+                return "duplicate cut id: only the first cut with this id is used (ids must be unique)"
+            self.seen.add(cut.id)
         reason = check_cut(cut, alignment=self.alignment)
         if reason is None and self.audio is not None:
             try:

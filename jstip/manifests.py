@@ -90,21 +90,31 @@ def iter_manifest(path: str | Path, rejects=None) -> Iterator[object]:
             yield item
 
 
+def iter_cuts(path: str | Path, rejects=None) -> Iterator[object]:
+    """The cuts of a cut manifest, one at a time (bad lines and non-cut items: see :func:`iter_manifest`)."""
+    from lhotse.cut import Cut
+
+    from jstip.rejects import rejected_ids
+
+    done = None
+    for lineno, item in enumerate(iter_manifest(path, rejects), 1):
+        if isinstance(item, Cut):
+            yield item
+            continue
+        if rejects is None:
+            raise ManifestError(f"{path}: holds a {type(item).__name__}, not a cut (give a cut manifest)")
+        done = rejected_ids(rejects.path) if done is None else done
+        item_id = getattr(item, "id", f"{path}:item{lineno}")
+        if item_id not in done:  # once: a file read every epoch reports its non-cut items on the first read
+            rejects.reject(item_id, f"{path}: a {type(item).__name__} in a cut manifest, not a cut")
+            done.add(item_id)
+
+
 def read_cuts(path: str | Path, rejects=None):
     """The cuts of a cut manifest as an eager ``CutSet`` (bad lines and non-cut items: see :func:`iter_manifest`)."""
     from lhotse import CutSet
-    from lhotse.cut import Cut
 
-    cuts = []
-    for lineno, item in enumerate(iter_manifest(path, rejects), 1):
-        if isinstance(item, Cut):
-            cuts.append(item)
-        elif rejects is None:
-            raise ManifestError(f"{path}: holds a {type(item).__name__}, not a cut (give a cut manifest)")
-        else:
-            rejects.reject(getattr(item, "id", f"{path}:item{lineno}"),
-                           f"{path}: a {type(item).__name__} in a cut manifest, not a cut")
-    return CutSet.from_cuts(cuts)
+    return CutSet.from_cuts(list(iter_cuts(path, rejects)))
 
 
-__all__ = ["ManifestError", "iter_manifest", "read_cuts"]
+__all__ = ["ManifestError", "iter_cuts", "iter_manifest", "read_cuts"]

@@ -57,6 +57,9 @@ class DataConfig:
         pad_to_multiple: round the row length up to a multiple of this.
         bucketing: DynamicBucketingSampler (True) or DynamicCutSampler (False).
         num_buckets: buckets of the bucketing sampler.
+        buffer_size: cuts the bucketing sampler holds to shuffle and fill its buckets from (lhotse's default). The
+            data path's memory is about this many cuts whatever the corpus size; a cut read from Shar carries its
+            audio, so lower it for long Shar cuts (20000 cuts of 10 s as FLAC: about 3 GB).
         shuffle: shuffle cuts (per epoch, by seed).
         drop_last: drop the last incomplete batch.
         num_workers: DataLoader workers.
@@ -76,6 +79,7 @@ class DataConfig:
     pad_to_multiple: int = 8
     bucketing: bool = True
     num_buckets: int = 10
+    buffer_size: int = 20000
     shuffle: bool = True
     drop_last: bool = False
     num_workers: int = 0
@@ -154,7 +158,8 @@ def mark_tts(cut):
 
 
 def epoch_cuts(cuts, tts_cuts, cfg: DataConfig, epoch: int, seed: int):
-    """The cut set of one epoch: all ASR cuts plus this epoch's draw of TTS cuts (see the module docstring)."""
+    """The cut set of one epoch: all ASR cuts plus this epoch's draw of TTS cuts (see the module docstring), mixed
+    by lhotse's multiplexing; lazy when ``cuts`` is."""
     from lhotse import CutSet
 
     if tts_cuts is None or cfg.weight("tts_il") <= 0:
@@ -170,9 +175,15 @@ def epoch_cuts(cuts, tts_cuts, cfg: DataConfig, epoch: int, seed: int):
         want = int(round(n_speech * cfg.weight("tts_il") / w_speech))
     # No sentence twice in an epoch: a repeat could put its audio in one document and its text in another.
     want = min(want, len(tts_list))
+    if want == 0:
+        return cuts
     order = list(range(len(tts_list)))
     random.Random(f"tts|{seed}|{epoch}").shuffle(order)
-    return CutSet.from_cuts(list(cuts) + [mark_tts(tts_list[i]) for i in sorted(order[:want])])
+    drawn = CutSet.from_cuts([mark_tts(tts_list[i]) for i in sorted(order[:want])])
+    # Multiplexed, not appended: drawn in proportion to their counts, the two run out together, so a streaming
+    # shuffle buffer smaller than the epoch still sees both kinds throughout (the ASR cuts may be read lazily).
+    mux_seed = random.Random(f"mux|{seed}|{epoch}").randrange(2**31)
+    return CutSet.mux(cuts, drawn, weights=[n_speech, want], seed=mux_seed)
 
 
 class SpeechLMDataset(torch.utils.data.Dataset):
@@ -315,7 +326,7 @@ def build_sampler(cuts, cfg: DataConfig, seed: int = 0, epoch: int = 0, world_si
     if cfg.bucketing:
         n = len(cuts) if hasattr(cuts, "__len__") else None
         num_buckets = max(1, min(cfg.num_buckets, (n or cfg.num_buckets) // 2 or 1))
-        sampler = DynamicBucketingSampler(cuts, num_buckets=num_buckets, **common)
+        sampler = DynamicBucketingSampler(cuts, num_buckets=num_buckets, buffer_size=cfg.buffer_size, **common)
     else:
         sampler = DynamicCutSampler(cuts, **common)
     sampler.set_epoch(epoch)

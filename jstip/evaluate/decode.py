@@ -62,14 +62,18 @@ def bos_ids(tokenizer, config: Mapping | None = None) -> list[int]:
 
 
 def load_cuts(cuts_path, max_utterances: int | None = None, rejects=None):
-    """The cuts of a test manifest, eagerly, the first ``max_utterances`` of them when given. With ``rejects`` (a
+    """The cuts of a test manifest or Shar directory, eagerly, the first ``max_utterances`` of them when given. With ``rejects`` (a
     ``jstip.rejects.RejectLog``) the cuts that cannot be scored are written there with the reason and left out: a
     duplicate id, no usable reference, entity offsets that do not slice the entity
     (:func:`jstip.cuts.screen_cuts`). Audio faults (a missing file, a 'command' source, NaN samples...)
     are found when the audio is read: such a cut is rejected and scored as missing."""
     from lhotse import CutSet
 
-    if rejects is not None:
+    from jstip.data.sources import is_shar_dir, read_shar
+
+    if is_shar_dir(cuts_path):  # a Shar directory (jstip export-shar): the cuts with their audio
+        cuts = CutSet.from_cuts(read_shar(cuts_path))
+    elif rejects is not None:
         from jstip.manifests import read_cuts
 
         cuts = read_cuts(cuts_path, rejects)  # a bad manifest line: FILE:LINE and the reason

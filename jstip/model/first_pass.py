@@ -138,14 +138,16 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
     encoder_mode = model.encoder.training
     model.encoder.eval()  # the frozen encoder's features, from the cache when there is one
     cache = model.feature_cache()
+    from itertools import islice
+
     out: dict[str, list[int]] = {}
-    cuts = list(cuts)
-    bar = tqdm(total=len(cuts), desc=desc, unit="cut", disable=not progress, dynamic_ncols=True)
+    total = len(cuts) if hasattr(cuts, "__len__") else None
+    bar = tqdm(total=total, desc=desc, unit="cut", disable=not progress, dynamic_ncols=True)
     seed_state = torch.random.get_rng_state()
     torch.random.default_generator.manual_seed(0)  # the noisy draw (CPU) is the same whatever came before
+    stream = iter(cuts)  # read as it goes (a lazily read corpus): encode, decode, forget, 512 cuts at a time
     try:
-        for start in range(0, len(cuts), 512):  # bounded memory: encode, decode, forget
-            chunk = cuts[start:start + 512]
+        while chunk := list(islice(stream, 512)):
             feats = encode_cuts(model.encoder, chunk, model.frame_shift, cache, batch_size=8, progress=False)
             ids = list(feats)
             for i in range(0, len(ids), batch_size):

@@ -1,14 +1,17 @@
 """The data module: lhotse cut sets -> ``jstip.data`` loaders of ``SpeechLMBatch``, one loader per epoch, resumable.
 
-The position saved with every checkpoint is (epoch, batches consumed in that epoch); a resumed run rebuilds the epoch's
-loader and replays the sampler past those batches (metadata only), so the next batch is the one the killed run would
-have trained on, whatever the number of workers. Under DDP every rank gets its own share of the batches
-(lhotse samplers with ``world_size``/``rank``), not a ``DistributedSampler``.
+The training cuts are read lazily (manifests or Shar directories, :mod:`jstip.data.sources`). The position saved with
+every checkpoint is (epoch, batches consumed in that epoch); a resumed run rebuilds the epoch's loader and replays the
+sampler past those batches, so the next batch is the one the killed run would have trained on, whatever the number of
+workers. Under DDP every rank reads its own cuts (its Shar shards, or its share of a manifest's cuts), dealt before
+the sampler, and :class:`EvenEpoch` keeps the ranks in step; dev batches are shared out by the lhotse
+sampler's ``world_size``/``rank``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
@@ -91,7 +94,13 @@ class SpeechDataModule(L.LightningDataModule):
         self.tokenizer = tokenizer
         self.seed = int(seed)
         self.data_cfg = data_config(cfg)
-        self.train_cuts = train_cuts if train_cuts is not None else load_cuts(cfg.train_cuts)
+        from jstip.data.sources import TrainCuts
+
+        if train_cuts is None:
+            train_cuts = TrainCuts.open(cfg.train_cuts, rejects)
+        elif not isinstance(train_cuts, TrainCuts):  # a CutSet given by the caller, used as it is
+            train_cuts = TrainCuts.of(train_cuts)
+        self.train_cuts = train_cuts
         self.tts_cuts = load_cuts(cfg.get("tts_cuts"), rejects)
         self.dev_cuts = load_cuts(cfg.get("dev_cuts"), rejects)
         if rejects is not None:
@@ -119,6 +128,7 @@ class SpeechDataModule(L.LightningDataModule):
 
         module = self.trainer.lightning_module
         epoch = int(self.trainer.current_epoch)
+        module.restore_rng(before_epoch=epoch)  # a checkpoint written as its epoch ended: back before this draw
         skip = 0
         pos = module.resume_position
         if pos is not None and int(pos.get("epoch", -1)) == epoch:
@@ -127,9 +137,10 @@ class SpeechDataModule(L.LightningDataModule):
         module.resume_position = None
         module.batches_done = skip
         world_size, rank = self._world()
-        return build_dataloader(self.data_cfg, self.train_cuts, self.tokenizer, self.text_sources, epoch=epoch,
-                                seed=self.seed, tts_cuts=self.tts_cuts, world_size=world_size, rank=rank,
-                                skip_batches=skip, hypotheses=self.hypotheses)
+        cuts = self.train_cuts.epoch(epoch, self.seed, world_size, rank)  # this rank's cuts: no sampler split
+        loader = build_dataloader(self.data_cfg, cuts, self.tokenizer, self.text_sources, epoch=epoch, seed=self.seed,
+                                  tts_cuts=self.tts_cuts, skip_batches=skip, hypotheses=self.hypotheses)
+        return loader if world_size is None else EvenEpoch(loader)
 
     def val_dataloader(self):
         from omegaconf import OmegaConf
@@ -147,3 +158,37 @@ class SpeechDataModule(L.LightningDataModule):
 
     def transfer_batch_to_device(self, batch, device, dataloader_idx: int):
         return None if batch is None else batch.to(device)
+
+
+class EvenEpoch:
+    """Iterate one rank's loader while every rank still has a batch (one all-reduce per step).
+
+    Ranks that read different shards end an epoch a few batches apart; without this the rank that ends first would
+    leave the others waiting in their gradient all-reduce forever.
+    """
+
+    def __init__(self, loader) -> None:
+        self.loader = loader
+        self.sampler = getattr(loader, "sampler", None)
+        self.dataset = getattr(loader, "dataset", None)
+
+    def __iter__(self) -> Iterator:
+        import torch
+        import torch.distributed as dist
+
+        device = torch.device("cpu")
+        if dist.get_backend() == "nccl":
+            device = torch.device("cuda", torch.cuda.current_device())
+        it = iter(self.loader)
+        while True:
+            try:
+                batch, have = next(it), 1
+            except StopIteration:
+                batch, have = None, 0
+            flag = torch.tensor([have], device=device)
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            if int(flag.item()) == 0:
+                if have:
+                    log.info("rank %d: epoch ended by another rank with batches left here", dist.get_rank())
+                return
+            yield batch

@@ -81,6 +81,7 @@ class SpeechLMModule(L.LightningModule):
         self.batches_done = 0
         self.resume_position: dict | None = None
         self._rng_to_restore: dict | None = None
+        self._resumed_position: dict | None = None
         self.train()
 
     def on_fit_start(self) -> None:
@@ -96,11 +97,25 @@ class SpeechLMModule(L.LightningModule):
         return self
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
-        if self._rng_to_restore is not None:
-            # Restored here, not at load time: building the loaders draws from the global generator in between.
-            _set_rng(self._rng_to_restore)
-            self._rng_to_restore = None
+        # Restored here, not at load time: building the loaders draws from the global generator in between.
+        self.restore_rng()
         self.batches_done += 1
+
+    def restore_rng(self, before_epoch: int | None = None) -> None:
+        """Put back the random state saved with the checkpoint this run resumes from (once).
+
+        With ``before_epoch`` (called as the loader of that epoch is built): only when the checkpoint was written at
+        the end of an earlier epoch. The run it continues built this loader after saving, drawing from the global
+        generator, so the state goes back before the draw, not after it.
+        """
+        if self._rng_to_restore is None:
+            return
+        if before_epoch is not None:
+            saved_in = (self.resume_position or self._resumed_position or {}).get("epoch")
+            if saved_in is None or int(saved_in) >= before_epoch:
+                return
+        _set_rng(self._rng_to_restore)
+        self._rng_to_restore = None
 
     def training_step(self, batch, batch_idx: int):
         if batch is None:  # nothing usable in this batch (the data module logged why)
@@ -177,6 +192,7 @@ class SpeechLMModule(L.LightningModule):
             checkpoint["state_dict"] = restore_frozen(checkpoint["state_dict"], meta.get(META_KEY), self.state_dict(),
                                                       "the checkpoint to resume from")
         self.resume_position = dict(meta.get("data", {})) or None
+        self._resumed_position = self.resume_position
         self._rng_to_restore = meta.get("rng")
 
 

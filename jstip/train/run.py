@@ -191,7 +191,7 @@ def train(cfg) -> Path:
     from omegaconf import OmegaConf
 
     from jstip.train.callbacks import AtomicCheckpointIO, MetricsJsonl
-    from jstip.train.data import SpeechDataModule, load_cuts
+    from jstip.train.data import SpeechDataModule
     from jstip.train.module import SpeechLMModule
 
     from jstip.conf import check_required
@@ -209,23 +209,21 @@ def train(cfg) -> Path:
 
     # Every cut is accounted for: what a run cannot use is written to exp_dir/rejected.jsonl with its reason (before
     # training: stage "train"; audio found bad while loading a batch: stage "data").
-    from jstip.cuts import screen_cuts
+    from jstip.data.sources import TrainCuts
     from jstip.rejects import RejectLog
     from jstip.train.data import data_config
 
     rejects = RejectLog(exp_dir / "rejected.jsonl", "train")
     max_duration = data_config(cfg.data).max_duration
     exclude = frozenset(str(i) for i in (cfg.data.get("exclude_ids") or []))
-    train_cuts = screen_cuts(load_cuts(cfg.data.train_cuts, rejects), rejects, max_duration, "train", exclude=exclude)
-    if len(train_cuts) == 0:
-        raise ValueError(f"no usable training cut in {cfg.data.train_cuts}: every cut was rejected (reasons in "
-                         f"{rejects.path})")
+    # Read lazily (manifests, Shar directories): one pass over the metadata screens every cut now.
+    train_cuts = TrainCuts.open(cfg.data.train_cuts, rejects, max_duration, exclude)
     if rejects.count:
         log.warning("%d training cut(s) rejected: reasons in %s", rejects.count, rejects.path)
     model, tokenizer, lora = build_model_and_tokenizer(cfg, exp_dir, train_cuts)
-    from jstip.cuts import drop_too_long
+    from jstip.cuts import drop_too_long, too_long_for_encoder
 
-    train_cuts = drop_too_long(train_cuts, model.encoder, rejects, frame_shift=model.frame_shift)  # Whisper's 30 s
+    train_cuts.screen(lambda cut: too_long_for_encoder(cut, model.encoder, model.frame_shift))  # Whisper's 30 s
     module = SpeechLMModule(model, trainable=cfg.train.trainable, optim=OmegaConf.to_container(cfg.train.optim),
                             lora=lora,
                             config=OmegaConf.to_container(cfg, resolve=True),

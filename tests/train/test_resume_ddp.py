@@ -23,10 +23,21 @@ def _env():
     return env
 
 
+def _export_shar(mini_corpus, out: Path, shard_size: int) -> Path:
+    run = subprocess.run([JSTIP, "export-shar", "--in", str(mini_corpus / "train" / "cuts.jsonl.gz"), "--out",
+                          str(out), "--shard-size", str(shard_size), "--no-progress"], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    return out
+
+
 @pytest.mark.slow
-def test_sigkill_and_resume_continue_at_the_same_step_with_the_same_next_batch(tiny_overrides, tmp_path):
+@pytest.mark.parametrize("source", ["manifest", "shar"])
+def test_sigkill_and_resume_continue_at_the_same_step_with_the_same_next_batch(tiny_overrides, tmp_path, source,
+                                                                               mini_corpus):
     common = {"trainer.max_steps": 24, "checkpoint.every_n_steps": 4, "trainer.val_check_interval": 12,
               "checkpoint.keep": 10}
+    if source == "shar":  # the cuts and their audio streamed from Shar shards (jstip export-shar)
+        common["data.train_cuts"] = _export_shar(mini_corpus, tmp_path / "shar", 8)
     ref = subprocess.run([JSTIP, "train", "--config-name", "tiny", *tiny_overrides("ref", **common)], env=_env(),
                          capture_output=True, text=True, timeout=900)
     assert ref.returncode == 0, ref.stderr[-3000:]
@@ -102,3 +113,75 @@ def test_ddp_two_cpu_processes_see_different_data_and_keep_identical_parameters(
     assert fp[0]["step"] == fp[1]["step"] == 6
     assert fp[0]["final_params_sha256"] == fp[1]["final_params_sha256"]
     assert len(train_rows(exp)) == 6
+
+
+@pytest.mark.slow
+def test_ddp_from_shar_each_rank_reads_its_own_shards_and_no_cut_twice_in_an_epoch(tiny_overrides, tmp_path,
+                                                                                      mini_corpus):
+    import gzip
+    import json
+
+    shar = _export_shar(mini_corpus, tmp_path / "shar", 4)
+    shard_of = {}
+    for cuts_file in shar.glob("cuts.*.jsonl.gz"):
+        with gzip.open(cuts_file, "rt") as f:
+            shard_of.update({json.loads(line)["id"]: cuts_file.name for line in f})
+    args = tiny_overrides("ddp", **{"trainer.max_steps": 12, "trainer.devices": 2, "trainer.strategy": "ddp",
+                                    "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
+                                    "data.dev_cuts": "null", "data.train_cuts": shar, "data.max_duration": 8})
+    env = _env()
+    env["PL_TORCH_DISTRIBUTED_BACKEND"] = "gloo"
+    run = subprocess.run([sys.executable, "-m", "jstip.train", "--config-name", "tiny", *args], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    exp = tmp_path / "ddp"
+    b0, b1 = batches(exp, 0), batches(exp, 1)
+    assert len(b0) == len(b1) == 12 and [x["step"] for x in b0] == [y["step"] for y in b1]
+    epochs = sorted({b["epoch"] for b in b0})
+    assert len(epochs) >= 2, "the run should cover more than one epoch"
+
+    def cuts(bs, epoch):  # cut ids of one rank's batches in one epoch, every occurrence (text documents aside)
+        return [i.split("_")[0] for b in bs if b["epoch"] == epoch for i in b["ids"] if not i.startswith("text_")]
+
+    deals = set()
+    for epoch in epochs:
+        c0, c1 = cuts(b0, epoch), cuts(b1, epoch)
+        assert c0 and c1
+        assert len(c0) == len(set(c0)) and len(c1) == len(set(c1)), f"a cut twice on one rank in epoch {epoch}"
+        assert not set(c0) & set(c1), f"a cut on both ranks in epoch {epoch}"
+        s0, s1 = {shard_of[c] for c in c0}, {shard_of[c] for c in c1}
+        assert not s0 & s1, f"a shard read by both ranks in epoch {epoch}"
+        deals.add(tuple(sorted(s0)))
+    fp = [[r for r in read_jsonl(exp / f"batches.rank{k}.jsonl") if "final_params_sha256" in r][-1] for k in (0, 1)]
+    assert fp[0]["final_params_sha256"] == fp[1]["final_params_sha256"]
+
+
+@pytest.mark.slow
+def test_resuming_from_the_checkpoint_that_ended_an_epoch_follows_the_uninterrupted_run(tiny_overrides, tmp_path):
+    # The run it continues built the next epoch's loader after saving (a draw from the global generator): the saved
+    # random state must go back before that draw, or every later random choice shifts.
+    import shutil
+
+    common = {"trainer.max_steps": 14, "checkpoint.every_n_steps": 1, "checkpoint.keep": 100,
+              "trainer.val_check_interval": 100}
+    ref = subprocess.run([JSTIP, "train", "--config-name", "tiny", *tiny_overrides("ref", **common)], env=_env(),
+                         capture_output=True, text=True, timeout=900)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    ref_batches = batches(tmp_path / "ref")
+    end = min(b["step"] for b in ref_batches if b["epoch"] == 1)  # steps done when epoch 0 ended
+    assert 2 <= end < 12
+    resumed = tmp_path / "resumed"
+    shutil.copytree(tmp_path / "ref", resumed)
+    for ckpt in (resumed / "checkpoints").glob("*.ckpt"):
+        if ckpt.name == "last.ckpt" or int(ckpt.stem.removeprefix("step")) > end:
+            ckpt.unlink()
+    (resumed / "metrics.jsonl").write_text("")
+    again = subprocess.run([JSTIP, "train", "--config-name", "tiny", *tiny_overrides("resumed", **common)],
+                           env=_env(), capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"step{end:06d}.ckpt" in again.stderr
+    ref_loss = {r["step"]: r["loss"] for r in train_rows(tmp_path / "ref")}
+    after = train_rows(resumed)
+    assert [r["step"] for r in after] == list(range(end + 1, 15))
+    for r in after:
+        assert abs(r["loss"] - ref_loss[r["step"]]) < 1e-5, r["step"]
