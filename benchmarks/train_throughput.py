@@ -80,6 +80,53 @@ def training_step_fn(model, device, dtype):
     return step
 
 
+PEAK_TFLOPS = {"H200": {"bf16": 989.0, "fp32": 67.0}, "H100": {"bf16": 989.0, "fp32": 67.0},
+               "A100": {"bf16": 312.0, "fp32": 19.5}, "L40S": {"bf16": 362.0, "fp32": 91.6},
+               "A10": {"bf16": 125.0, "fp32": 31.2}}
+"""Dense peak TFLOP/s by GPU family and dtype (vendor data sheets; H100/H200: SXM, without sparsity)."""
+
+
+def peak_tflops(device, dtype: str) -> tuple[float | None, str]:
+    """The device's dense peak at ``dtype`` and what it is, from :data:`PEAK_TFLOPS` (None on a CPU or an unknown
+    GPU)."""
+    if device.type != "cuda":
+        return None, "no peak for a CPU"
+    name = torch.cuda.get_device_name(device)
+    for family, peaks in PEAK_TFLOPS.items():
+        if family in name:
+            return peaks[dtype], f"{name}: {family} {dtype} dense peak {peaks[dtype]:g} TFLOP/s (data sheet)"
+    return None, f"{name}: not in the table; give --peak-tflops"
+
+
+def count_flops(step, model, batches, seconds: float, device, dtype: str, peak: float | None) -> dict:
+    """FLOPs of one pass of training steps over ``batches`` (forward + backward + optimiser, as executed: matmuls and
+    attention, counted by torch's FlopCounterMode), the forward FLOPs of each part of the model (encoder, adapter,
+    LLM: backward FLOPs are not attributed to modules reliably), and the model FLOPs utilisation of the measured
+    ``seconds`` against the device's peak."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter:
+        for b in batches:
+            step(b)
+    total = sum(counter.get_flop_counts().get("Global", {}).values())
+    forward = FlopCounterMode(display=False)
+    with forward, torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
+        for b in batches:
+            model(b)
+    parts = {}
+    for name, counts in forward.get_flop_counts().items():
+        tail = name.split(".")[-1]
+        if name.count(".") == 1 and tail in ("encoder", "adapter", "llm", "first_pass"):
+            parts[tail] = sum(counts.values())
+    achieved = total / seconds / 1e12
+    how = f"--peak-tflops {peak:g}" if peak else None
+    if peak is None:
+        peak, how = peak_tflops(device, dtype)
+    return {"train_total": total, "forward_by_part": parts, "achieved_tflops": achieved, "peak_tflops": peak,
+            "peak_source": how, "mfu": achieved / peak if peak else None}
+
+
 def split_spans(batch):
     """The batch's streams cut into one stream per span (same frames, same order)."""
     spf = 1280
@@ -206,6 +253,14 @@ def main() -> None:
     ap.add_argument("--no-salm", action="store_true")
     ap.add_argument("--preset", choices=["smollm2-whisper-tiny", "smollm2-whisper-base"], default=None,
                     help="a real-size model (the whisper_smollm2 config) instead of the tiny one")
+    ap.add_argument("--max-row-tokens", type=int, default=512, help="packing capacity of a row (positions)")
+    ap.add_argument("--max-batches", type=int, default=None, help="measure on at most this many batches of each kind "
+                    "(a quick check that every measurement runs)")
+    ap.add_argument("--flops", action="store_true",
+                    help="count the FLOPs of one ASR training step (torch's FlopCounterMode) by part, and the "
+                         "utilisation against --peak-tflops")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the device's dense peak at --dtype, TFLOP/s (default: a table of known GPUs; none on CPU)")
     ap.add_argument("--out", help="write the numbers as JSON here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -248,11 +303,16 @@ def main() -> None:
                      "threads": args.threads, "preset": args.preset,
                      "trainable_params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
-    asr = render_batches(cuts, tokenizer, {"asr": 1.0}, render=render)
+    rows = args.max_row_tokens
+    asr = render_batches(cuts, tokenizer, {"asr": 1.0}, render=render, max_row_tokens=rows)
     asr_unpacked = render_batches(cuts, tokenizer, {"asr": 1.0}, max_row_tokens=1, render=render)  # one per row
-    inter = render_batches(cuts, tokenizer, {"word_il": 1.0, "segment_il": 1.0, "mixed_il": 1.0}, render=render)
+    inter = render_batches(cuts, tokenizer, {"word_il": 1.0, "segment_il": 1.0, "mixed_il": 1.0}, render=render,
+                           max_row_tokens=rows)
     inter_row = render_batches(cuts, tokenizer, {"word_il": 1.0, "segment_il": 1.0, "mixed_il": 1.0},
-                               stream_per="row", render=render)
+                               stream_per="row", render=render, max_row_tokens=rows)
+    if args.max_batches:
+        asr, asr_unpacked, inter, inter_row = (x[:args.max_batches] for x in (asr, asr_unpacked, inter, inter_row))
+    results["max_row_tokens"] = rows
     step = training_step_fn(model, device, dtype)
 
     def tokens(batches):
@@ -267,6 +327,9 @@ def main() -> None:
                          "llm_padding_efficiency": tokens(batches) / sum(b.input_ids.numel() for b in batches)}
     results["interleaved_over_asr_tokens_per_s"] = (results["interleaved"]["tokens_per_s"]
                                                     / results["asr"]["tokens_per_s"])
+    if args.flops:
+        results["flops"] = count_flops(step, model, [b.to(device) for b in asr], results["asr"]["seconds"], device,
+                                       args.dtype, args.peak_tflops)
 
     # 2. Speech encoding strategies on the interleaved batches (forward + backward of encoder + adapter).
     def enc_step(audio, lens, frames):
