@@ -15,7 +15,7 @@ from jstip.scoring.normalize import NORMALIZER_VERSION, NORMALIZERS
 
 def decoding_options(func):
     """The speech-LLM decoding options of `jstip evaluate` and `jstip transcribe`: --beam, --batch-size,
-    --max-new-tokens."""
+    --max-new-tokens, --loop-threshold."""
     for option in reversed([
         click.option("--beam", "num_beams", default=1, show_default=True, type=click.IntRange(min=1),
                      help="Beams of beam search (1 = greedy)."),
@@ -24,6 +24,9 @@ def decoding_options(func):
         click.option("--max-new-tokens", default=256, show_default=True, type=click.IntRange(min=1),
                      help="Most tokens per transcript (a batch is also capped at 10 + 25 tokens per second of "
                           "audio)."),
+        click.option("--loop-threshold", default=2.4, show_default=True, type=click.FloatRange(min=0),
+                     help="A transcript whose zlib compression ratio is above this (a repetition loop, as Whisper "
+                          "measures it) is decoded again with repeated 3-grams forbidden; 0 = never."),
     ]):
         func = option(func)
     return func
@@ -81,7 +84,8 @@ def decoding_options(func):
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show progress bars.")
 def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str, whisper_engine: str,
         cuts_path: str, out_dir: str,
-        num_beams: int, batch_size: int, max_utterances: int | None, max_new_tokens: int, spoken_tasks: bool,
+        num_beams: int, batch_size: int, max_utterances: int | None, max_new_tokens: int, loop_threshold: float,
+        spoken_tasks: bool,
         spoken_task_names: tuple[str, ...], voice: str, spoken_items: int | None, shots: int, response_tokens: int, normalizer: str, device: str | None,
         threads: int | None, precision: str, listen_utterances: int, exposure_cuts: tuple[str, ...],
         exposure_edges: str, progress: bool) -> None:
@@ -124,7 +128,7 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
 
             metrics = evaluate_checkpoint(
                 checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size,
-                max_utterances=max_utterances, max_new_tokens=max_new_tokens,
+                max_utterances=max_utterances, max_new_tokens=max_new_tokens, loop_threshold=loop_threshold,
                 spoken_tasks=_spoken_selection(spoken_tasks, spoken_task_names, spoken_items), voice=voice,
                 spoken_items=spoken_items, shots=shots, response_tokens=response_tokens, normalizer=normalizer,
                 device=device, threads=threads, progress=progress, listen_utterances=listen_utterances,
@@ -180,7 +184,7 @@ def _spoken_selection(flag: bool | None, names: tuple[str, ...], items: int | No
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="Torch CPU threads.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def transcribe(checkpoint: str, in_path: str, out_path: str, num_beams: int, batch_size: int, max_new_tokens: int,
-        threads: int | None, progress: bool) -> None:
+               loop_threshold: float, threads: int | None, progress: bool) -> None:
     """Transcribe a folder of audio, a wav.scp or a cut manifest with a trained model.
 
     Writes OUT (one {"id", "hyp"} line per input, in input order) and rejected.jsonl beside it (inputs whose audio
@@ -195,5 +199,6 @@ def transcribe(checkpoint: str, in_path: str, out_path: str, num_beams: int, bat
     from jstip.evaluate.transcribe import transcribe as transcribe_to_file
 
     count, rejects = transcribe_to_file(checkpoint, in_path, out_path, num_beams=num_beams, batch_size=batch_size,
-                                        max_new_tokens=max_new_tokens, threads=threads, progress=progress)
+                                        max_new_tokens=max_new_tokens, loop_threshold=loop_threshold,
+                                        threads=threads, progress=progress)
     click.echo(f"{count} transcripts -> {out_path}; {rejects.count} rejected -> {rejects.path}")

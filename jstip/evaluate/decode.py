@@ -12,6 +12,11 @@ batch shows at once whether memory suffices). A batch may generate at most ``min
 ceil(tokens_per_second * longest duration))`` tokens: an untrained model that never emits EOS then stops at a length
 tied to the audio, not at the global maximum. A cut whose audio cannot be read is logged to ``rejected.jsonl``
 and left without a hypothesis (scoring lists it under ``missing_ids`` and scores it as an empty hypothesis).
+
+Loops. An LLM decoder can fall into a repetition loop ("before the and the and the ...") that runs to the token budget
+and costs dozens of insertions. As Whisper does, a hypothesis whose zlib compression ratio is above
+``loop_threshold`` (2.4, Whisper's figure) is decoded again, here with every repeated 3-gram of tokens forbidden (no
+sampling: decoding stays deterministic); hypotheses that do not loop are untouched. ``loop_threshold=0`` turns this off.
 """
 
 from __future__ import annotations
@@ -24,6 +29,11 @@ from pathlib import Path
 
 
 log = logging.getLogger(__name__)
+
+LOOP_THRESHOLD = 2.4
+"""A hypothesis compressing better than this (zlib, as Whisper measures it) is a repetition loop: decoded again."""
+LOOP_NO_REPEAT_NGRAM = 3
+"""The re-decoding of a loop forbids every repeated n-gram of this many tokens."""
 
 TOKENS_PER_SECOND = 25.0
 """Cap of generated tokens per second of audio (read speech is ~3 words/s; a 512-token BPE needs ~3 tokens/word)."""
@@ -113,6 +123,8 @@ def decode_cuts(
     rejects=None,
     progress: bool = True,
     hypothesis_ids=None,
+    loop_threshold: float = LOOP_THRESHOLD,
+    loops: list | None = None,
 ) -> dict[str, str]:
     """ASR hypotheses of ``cuts``: cut id -> transcript (special tokens removed, stripped).
 
@@ -128,12 +140,16 @@ def decode_cuts(
         progress: show a tqdm bar over utterances.
         hypothesis_ids: frames a first-pass transcript, for a model with ``model.first_pass``
             (:func:`hypothesis_framing` of the run's config; default: the default rendering's).
+        loop_threshold: a hypothesis with a higher compression ratio is decoded again without repeated 3-grams (see
+            the module docstring); 0 = never.
+        loops: when given, the ids of the cuts decoded again are appended to it.
     """
     from tqdm import tqdm
 
     from jstip.audio import load_cut_audio_or_reject
     from jstip.cuts import too_long_for_encoder
     from jstip.model.speechlm import asr_prompts
+    from jstip.model.whisper_decode import compression_ratio
 
     if hypothesis_ids is None and getattr(model, "first_pass", None) is not None:
         hypothesis_ids = hypothesis_framing(tokenizer)
@@ -163,10 +179,23 @@ def decode_cuts(
                 audios.append(audio)
             if batch:
                 budget = token_budget(max(float(c.duration) for c in batch), max_new_tokens, tokens_per_second)
-                out = model.generate(asr_prompts(model, prompt_ids, audios, hypothesis_ids), eos_id=eos, pad_id=pad,
-                                     max_new_tokens=budget, num_beams=num_beams, batch_size=len(batch))
-                for cut, ids in zip(batch, out):
-                    hyps[cut.id] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                prompts = asr_prompts(model, prompt_ids, audios, hypothesis_ids)
+                out = model.generate(prompts, eos_id=eos, pad_id=pad, max_new_tokens=budget, num_beams=num_beams,
+                                     batch_size=len(batch))
+                texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+                looped = [i for i, t in enumerate(texts) if loop_threshold and compression_ratio(t) > loop_threshold]
+                if looped:
+                    again = model.generate([prompts[i] for i in looped], eos_id=eos, pad_id=pad, max_new_tokens=budget,
+                                           num_beams=num_beams, batch_size=len(looped),
+                                           no_repeat_ngram_size=LOOP_NO_REPEAT_NGRAM)
+                    for i, ids in zip(looped, again):
+                        texts[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                        log.info("%s: repetition loop (compression ratio above %g): decoded again without repeated "
+                                 "%d-grams", batch[i].id, loop_threshold, LOOP_NO_REPEAT_NGRAM)
+                        if loops is not None:
+                            loops.append(batch[i].id)
+                for cut, text in zip(batch, texts):
+                    hyps[cut.id] = text
                 bar.update(len(batch))
     finally:
         bar.close()
@@ -200,7 +229,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
                         shots: int = 5, response_tokens: int = 128, normalizer: str = "english-v2",
                         device: str | None = None, threads: int | None = None, progress: bool = True,
                         listen_utterances: int | None = 100, precision: str = "auto",
-                        exposure_cuts=None, exposure_edges=None) -> dict:
+                        exposure_cuts=None, exposure_edges=None, loop_threshold: float = LOOP_THRESHOLD) -> dict:
     """Decode ``cuts_path`` with ``checkpoint`` and write ``out_dir/{metrics.json,hyps.jsonl}``.
 
     Also writes ``out_dir/train/metrics.jsonl`` (the run's training log up to the checkpoint's step, for the learning
@@ -260,8 +289,10 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     from jstip.train.run import autocast
 
     with autocast(device, precision):
+        loops: list[str] = []
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
                            batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress,
+                           loop_threshold=loop_threshold, loops=loops,
                            hypothesis_ids=hypothesis_framing(tokenizer, config))
     if exposure_cuts is None:  # the run's own training manifests
         train_cuts = (config.get("data") or {}).get("train_cuts")
@@ -311,6 +342,7 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         "checkpoint": str(ckpt_path.resolve()), "step": step, "cuts": str(Path(cuts_path).resolve()),
         "decoding": "greedy" if num_beams == 1 else f"beam search, {num_beams} beams",
         "num_beams": num_beams, "max_new_tokens": max_new_tokens, "max_utterances": max_utterances,
+        "loop_threshold": loop_threshold, "loops_decoded_again": sorted(loops),
         "precision": precision,
         "device": str(device),
         "training_log": str(exp_dir / "metrics.jsonl") if log_rows else None,

@@ -273,7 +273,7 @@ class SpeechLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, prompts: list[list], eos_id: int, pad_id: int | None = None, max_new_tokens: int = 64,
-                 num_beams: int = 1, batch_size: int = 8) -> list[list[int]]:
+                 num_beams: int = 1, batch_size: int = 8, no_repeat_ngram_size: int = 0) -> list[list[int]]:
         """Greedy (``num_beams=1``) or beam search continuation of prompts made of token ids and audio.
 
         Args:
@@ -281,6 +281,7 @@ class SpeechLM(nn.Module):
                 e.g. ``[[bos, asr_token], audio]`` for ASR or ``[[bos], audio, ids_of("Answer:")]`` for a spoken
                 question.
             eos_id: stops a hypothesis.
+            no_repeat_ngram_size: > 0 forbids generating any n-gram of this many tokens twice (a loop breaker).
 
         Returns:
             The generated token ids of each prompt (EOS and padding removed).
@@ -299,9 +300,10 @@ class SpeechLM(nn.Module):
                 for b, e in enumerate(embeds):  # left padding
                     x[b, P - e.shape[0]:] = e
                     mask[b, P - e.shape[0]:] = 1
+                extra = {"no_repeat_ngram_size": int(no_repeat_ngram_size)} if no_repeat_ngram_size else {}
                 out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
                                         num_beams=num_beams, do_sample=False, eos_token_id=eos_id,
-                                        pad_token_id=pad_id, early_stopping=True if num_beams > 1 else False)
+                                        pad_token_id=pad_id, early_stopping=True if num_beams > 1 else False, **extra)
                 for row in out.tolist():
                     ids = []
                     for t in row:

@@ -108,7 +108,8 @@ def test_evaluate_writes_the_contract_files_and_spoken_tasks(tiny_run, mini_corp
 
 
 def test_greedy_hypotheses_are_the_models_own_transcripts(tiny_run, mini_corpus, tmp_path):
-    """Batched, duration-sorted decoding gives what SpeechLM.transcribe gives one cut at a time."""
+    """Batched, duration-sorted decoding gives what SpeechLM.transcribe gives one cut at a time (loops left as they
+    are: their re-decoding is tested below)."""
     from lhotse import CutSet
 
     from jstip.evaluate.decode import token_budget
@@ -118,7 +119,7 @@ def test_greedy_hypotheses_are_the_models_own_transcripts(tiny_run, mini_corpus,
     out = tmp_path / "eval"
     result = invoke("evaluate", "--checkpoint", ckpt(tiny_run, 2), "--cuts", test_cuts, "--out", out,
                     "--max-utterances", 3, "--batch-size", 1, "--spoken-task", "modality_gap", "--spoken-items", 2,
-                    "--shots", 0, "--threads", 1, "--no-progress")
+                    "--shots", 0, "--threads", 1, "--no-progress", "--loop-threshold", 0)
     assert result.exit_code == 0, result.output
     # --spoken-task runs only the named spoken task
     metrics = json.loads((out / "metrics.json").read_text())
@@ -303,10 +304,11 @@ def test_export_round_trip_gives_the_checkpoints_transcripts(tiny_run, mini_corp
 
     dev = list(CutSet.from_file(mini_corpus / "dev" / "cuts.jsonl.gz"))
     model, tokenizer, config = load_checkpoint(ckpt(tiny_run, 2))
-    want = decode_cuts(model, tokenizer, dev, asr_prompt_ids(tokenizer, config), progress=False)
+    # Loops left as they are (the 2-step model's near-uniform logits make the re-decoding of a loop a coin toss).
+    want = decode_cuts(model, tokenizer, dev, asr_prompt_ids(tokenizer, config), progress=False, loop_threshold=0)
     exported = SpeechLM.from_pretrained(out)
     tok = AutoTokenizer.from_pretrained(str(out / "llm"))
-    got = decode_cuts(exported, tok, dev, asr_prompt_ids(tok, config), progress=False)
+    got = decode_cuts(exported, tok, dev, asr_prompt_ids(tok, config), progress=False, loop_threshold=0)
     assert got == want and len(got) == len(dev)
 
     llm = AutoModelForCausalLM.from_pretrained(str(out / "llm"))
@@ -316,7 +318,7 @@ def test_export_round_trip_gives_the_checkpoints_transcripts(tiny_run, mini_corp
     result = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(out), "--cuts",
                                        str(mini_corpus / "dev" / "cuts.jsonl.gz"), "--out", str(ev),
                                        "--no-spoken-tasks", "--listen-utterances", "0", "--threads", "1",
-                                       "--no-progress"])
+                                       "--no-progress", "--loop-threshold", "0"])
     assert result.exit_code == 0, result.output
     scored = {json.loads(line)["id"]: json.loads(line)["hyp"] for line in (ev / "hyps.jsonl").read_text().splitlines()}
     assert scored == want
@@ -330,3 +332,29 @@ def test_export_round_trip_gives_the_checkpoints_transcripts(tiny_run, mini_corp
                                        "--scale", "1.0", "--out", str(merged)])
     assert result.exit_code == 0, result.output
     assert (merged / "config.json").is_file()
+
+
+def test_a_repetition_loop_is_decoded_again_without_repeated_trigrams(tiny_run, mini_corpus):
+    # A 3-step model loops (it repeats a few tokens to the budget): those hypotheses, and only those, are decoded
+    # again with every repeated 3-gram of tokens forbidden, as Whisper re-decodes a transcript that compresses too well.
+    from lhotse import CutSet
+
+    from jstip.evaluate.decode import LOOP_THRESHOLD, asr_prompt_ids, decode_cuts
+    from jstip.model.whisper_decode import compression_ratio
+    from jstip.train.run import load_checkpoint
+
+    model, tokenizer, config = load_checkpoint(ckpt(tiny_run, 3))
+    dev = CutSet.from_file(mini_corpus / "dev" / "cuts.jsonl.gz").to_eager()
+    prompt = asr_prompt_ids(tokenizer, config)
+    plain = decode_cuts(model, tokenizer, dev, prompt, progress=False, loop_threshold=0)
+    loops: list[str] = []
+    fixed = decode_cuts(model, tokenizer, dev, prompt, progress=False, loops=loops)
+    looping = {k for k, v in plain.items() if compression_ratio(v) > LOOP_THRESHOLD}
+    assert looping and set(loops) == looping
+    for k in plain:
+        if k not in looping:
+            assert fixed[k] == plain[k]
+            continue
+        ids = tokenizer(fixed[k], add_special_tokens=False)["input_ids"]
+        grams = [tuple(ids[i:i + 3]) for i in range(len(ids) - 2)]
+        assert len(grams) == len(set(grams)) or compression_ratio(fixed[k]) < compression_ratio(plain[k]), k
