@@ -27,20 +27,21 @@ import tempfile
 from pathlib import Path
 
 
-def rss_mb() -> float:
+def _status_mb(field: str) -> float:
+    """A memory line of /proc/self/status (``VmRSS``: resident now, ``VmHWM``: the high-water mark) in MB."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def hwm_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb("VmHWM")
 
 
 def write_manifest(corpus: Path, n: int, out: Path) -> Path:

@@ -23,6 +23,19 @@ def _env():
     return env
 
 
+def _train_ddp(tiny_overrides, tmp_path: Path, steps: int, **extra) -> Path:
+    """``python -m jstip.train`` on two CPU processes (DDP over gloo), no dev set; returns the run folder."""
+    args = tiny_overrides("ddp", **{"trainer.max_steps": steps, "trainer.devices": 2, "trainer.strategy": "ddp",
+                                    "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
+                                    "data.dev_cuts": "null", **extra})
+    env = _env()
+    env["PL_TORCH_DISTRIBUTED_BACKEND"] = "gloo"
+    run = subprocess.run([sys.executable, "-m", "jstip.train", "--config-name", "tiny", *args], env=env,
+                         capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return tmp_path / "ddp"
+
+
 def _export_shar(mini_corpus, out: Path, shard_size: int) -> Path:
     run = subprocess.run([JSTIP, "export-shar", "--in", str(mini_corpus / "train" / "cuts.jsonl.gz"), "--out",
                           str(out), "--shard-size", str(shard_size), "--no-progress"], capture_output=True, text=True)
@@ -86,15 +99,7 @@ def test_sigkill_and_resume_continue_at_the_same_step_with_the_same_next_batch(t
 
 @pytest.mark.slow
 def test_ddp_two_cpu_processes_see_different_data_and_keep_identical_parameters(tiny_overrides, tmp_path):
-    args = tiny_overrides("ddp", **{"trainer.max_steps": 6, "trainer.devices": 2, "trainer.strategy": "ddp",
-                                    "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
-                                    "data.dev_cuts": "null"})
-    env = _env()
-    env["PL_TORCH_DISTRIBUTED_BACKEND"] = "gloo"
-    run = subprocess.run([sys.executable, "-m", "jstip.train", "--config-name", "tiny", *args], env=env,
-                         capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
-    exp = tmp_path / "ddp"
+    exp = _train_ddp(tiny_overrides, tmp_path, 6)
     b0, b1 = batches(exp, 0), batches(exp, 1)
     assert len(b0) == len(b1) == 6
     for x, y in zip(b0, b1):
@@ -126,15 +131,7 @@ def test_ddp_from_shar_each_rank_reads_its_own_shards_and_no_cut_twice_in_an_epo
     for cuts_file in shar.glob("cuts.*.jsonl.gz"):
         with gzip.open(cuts_file, "rt") as f:
             shard_of.update({json.loads(line)["id"]: cuts_file.name for line in f})
-    args = tiny_overrides("ddp", **{"trainer.max_steps": 12, "trainer.devices": 2, "trainer.strategy": "ddp",
-                                    "checkpoint.every_n_steps": 100, "trainer.val_check_interval": 100,
-                                    "data.dev_cuts": "null", "data.train_cuts": shar, "data.max_duration": 8})
-    env = _env()
-    env["PL_TORCH_DISTRIBUTED_BACKEND"] = "gloo"
-    run = subprocess.run([sys.executable, "-m", "jstip.train", "--config-name", "tiny", *args], env=env,
-                         capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stderr[-3000:]
-    exp = tmp_path / "ddp"
+    exp = _train_ddp(tiny_overrides, tmp_path, 12, **{"data.train_cuts": shar, "data.max_duration": 8})
     b0, b1 = batches(exp, 0), batches(exp, 1)
     assert len(b0) == len(b1) == 12 and [x["step"] for x in b0] == [y["step"] for y in b1]
     epochs = sorted({b["epoch"] for b in b0})
