@@ -84,7 +84,9 @@ def test_a_dead_espeak_helper_is_replaced():
     from jstip.tts import espeak
 
     before = synthesize("One two three.", "espeak:en-us+m1")
-    espeak._get_helper().proc.kill()
-    espeak._get_helper().proc.wait()
+    helper = espeak._get_helper()
+    helper.proc.kill()
+    helper.proc.wait()
     after = synthesize("One two three.", "espeak:en-us+m1")
+    assert espeak._get_helper() is not helper
     assert np.array_equal(before.audio, after.audio)
