@@ -48,6 +48,7 @@ class CutFile:
         skip: positions (0-based, among the cuts the file yields) that screening rejected.
         count: cuts the file yields (known after the first screening pass).
         memory: cuts already in memory (a ``CutSet`` given by a caller), instead of a file.
+        dropped: a Shar shard whose cuts file cannot be read, left out whole.
     """
 
     cuts: Path | None
@@ -56,6 +57,7 @@ class CutFile:
     count: int = 0
     memory: list | None = None
     rejects: object = None
+    dropped: bool = False
 
     @property
     def name(self) -> str:
@@ -75,7 +77,7 @@ class CutFile:
 
     def __iter__(self) -> Iterator:
         """The kept cuts in order, with their audio (a Shar shard's recordings read from its tar files)."""
-        if self.count and self.kept <= 0:  # screened, and nothing kept
+        if self.dropped or (self.count and self.kept <= 0):  # screened, and nothing kept
             return
         if self.fields:
             from lhotse.shar.readers.lazy import LazySharIterator
@@ -260,6 +262,7 @@ class TrainCuts:
 
     def _drop_shard(self, f: CutFile, err: Exception, what: str, done: set) -> None:
         """A Shar shard whose cuts file cannot be read is left out whole; every cut it names is rejected."""
+        f.dropped = True
         reason = (f"{what}: {f.cuts} cannot be read ({type(err).__name__}: {err}); the shard's cuts are left out: "
                   "export the directory again with `jstip export-shar`")
         if self.rejects is None:
@@ -300,6 +303,8 @@ class TrainCuts:
         first: set[str] = set()
         for source in self.sources:
             for f in source.files:
+                if f.dropped:  # a damaged shard, left out whole
+                    continue
                 for i, cut in enumerate(f.metadata()):
                     if _id_hash(cut.id) not in repeated:
                         continue
@@ -318,6 +323,8 @@ class TrainCuts:
         before = self.kept
         for source in self.sources:
             for f in source.files:
+                if f.dropped:
+                    continue
                 for i, cut in enumerate(f.metadata()):
                     if i in f.skip:
                         continue

@@ -125,15 +125,18 @@ def test_a_damaged_shard_is_left_out_whole_and_accounted_for(shar_dir, tmp_path)
 
     broken = tmp_path / "shar"
     shutil.copytree(shar_dir, broken)
-    first = sorted(broken.glob("cuts.*.jsonl.gz"))[1]
-    rows = _lines(first)
+    first, second = sorted(broken.glob("cuts.*.jsonl.gz"))[1:3]
+    rows, lost = _lines(first), _lines(second)
     _write(first, [rows[0], "{broken", *rows[1:]])
+    _write(second, ["{broken from the first line", *lost])
     rejects = RejectLog(tmp_path / "rejected.jsonl", "train")
     cuts = TrainCuts.open(broken, rejects)
     kept = {c.id for c in cuts.epoch(0, 0)}
-    assert not kept & {r["id"] for r in rows} and len(kept) == len(TrainCuts.open(shar_dir)) - len(rows)
+    assert not kept & {r["id"] for r in rows + lost}
+    assert len(kept) == len(TrainCuts.open(shar_dir)) - len(rows) - len(lost)
     recorded = {r["id"] for r in read_rejected(rejects.path)}
-    assert {r["id"] for r in rows} <= recorded and str(first) in recorded
+    assert {r["id"] for r in rows} <= recorded and str(first) in recorded and str(second) in recorded
+    assert cuts.screen(lambda c: None) == 0  # later passes leave the dropped shards alone
 
 
 def test_weighted_sources_are_multiplexed(shar_dir, mini_corpus, tmp_path):
