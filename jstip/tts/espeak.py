@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import atexit
 import json
-import struct
 import subprocess
 import sys
 import threading
@@ -30,10 +29,8 @@ from scipy.signal import resample_poly
 from jstip.text import word_spans
 from jstip.audio import SAMPLE_RATE
 from jstip.tts.base import Synthesis, SynthesisError, TTSBackend, Voice, WordTime
+from jstip.tts.espeak_engine import EVENT_PHONEME, EVENT_WORD, read_frame
 from jstip.tts.timing import tighten_to_voiced
-
-_EVENT_WORD = 1
-_EVENT_PHONEME = 7
 
 # English voices that ship with Debian's espeak-ng-data ("en" is British English), and its voice variants (espeak-ng-data/voices/!v).
 ENGLISH_VOICES = ["en-us", "en", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029"]
@@ -56,27 +53,13 @@ class _Helper:
         with self.lock:
             try:
                 self.proc.stdin.write(json.dumps(request).encode("utf-8") + b"\n")
-                header = json.loads(self._read(self._length()))
-                samples = self._read(self._length())
-            except (OSError, ValueError) as e:
+                header, samples = read_frame(self.proc.stdout)
+            except (OSError, ValueError, EOFError) as e:
                 raise SynthesisError(f"the espeak-ng helper process failed ({e}); "
                                      f"its exit code: {self.proc.poll()}") from e
         if "error" in header:
             raise SynthesisError(header["error"])
         return header, samples
-
-    def _length(self) -> int:
-        return struct.unpack("<Q", self._read(8))[0]
-
-    def _read(self, n: int) -> bytes:
-        parts, left = [], n
-        while left:
-            chunk = self.proc.stdout.read(left)
-            if not chunk:
-                raise EOFError("the helper closed its output")
-            parts.append(chunk)
-            left -= len(chunk)
-        return b"".join(parts)
 
     def close(self) -> None:
         if self.proc.poll() is None:
@@ -123,7 +106,7 @@ def _to_synthesis(text, spans, audio, rate, events, phoneme_count) -> Synthesis:
     groups: list[list] = []
     pause_starts: list[int] = []
     for typ, pos, sample, ph in events:
-        if typ == _EVENT_WORD:
+        if typ == EVENT_WORD:
             if pos < 1:  # a closing WORD event at position 0 marks the end of the message, not a word
                 continue
             c = pos - 1  # text_position counts characters from 1
@@ -133,7 +116,7 @@ def _to_synthesis(text, spans, audio, rate, events, phoneme_count) -> Synthesis:
             if groups and groups[-1][0] == idx:
                 continue  # one input word spoken as several engine words ("2,000"): one group
             groups.append([idx, sample, []])
-        elif typ == _EVENT_PHONEME and groups:
+        elif typ == EVENT_PHONEME and groups:
             if ph.startswith("_"):
                 pause_starts.append(sample)
             else:

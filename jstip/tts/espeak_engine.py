@@ -24,8 +24,11 @@ import os
 import struct
 import sys
 
+EVENT_WORD = 1
+"""Event types the parent reads in an answer's ``events``: a word starts (at its text position and sample)..."""
+EVENT_PHONEME = 7
+"""... and a phoneme starts (a name beginning with ``_`` is a pause)."""
 _EVENT_LIST_TERMINATED = 0
-_EVENT_PHONEME = 7
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _POS_CHARACTER = 1
 _CHARS_UTF8 = 1
@@ -93,7 +96,7 @@ class Engine:
         i = 0
         while events[i].type != _EVENT_LIST_TERMINATED:
             ev = events[i]
-            phoneme = ev.id.string.decode("utf-8", "replace") if ev.type == _EVENT_PHONEME else ""
+            phoneme = ev.id.string.decode("utf-8", "replace") if ev.type == EVENT_PHONEME else ""
             self.events.append([ev.type, ev.text_position, ev.sample, phoneme])
             i += 1
         return 0
@@ -124,6 +127,26 @@ class Engine:
 def frame(header: dict, samples: bytes = b"") -> bytes:
     raw = json.dumps(header).encode("utf-8")
     return struct.pack("<Q", len(raw)) + raw + struct.pack("<Q", len(samples)) + samples
+
+
+def read_frame(stream) -> tuple[dict, bytes]:
+    """The reading side of :func:`frame`: (header, samples) from a binary ``stream``.
+
+    Raises:
+        EOFError: the stream ends before the frame does (the helper died).
+    """
+    def exactly(n: int) -> bytes:
+        parts, left = [], n
+        while left:
+            chunk = stream.read(left)
+            if not chunk:
+                raise EOFError("the helper closed its output")
+            parts.append(chunk)
+            left -= len(chunk)
+        return b"".join(parts)
+
+    header = json.loads(exactly(struct.unpack("<Q", exactly(8))[0]))
+    return header, exactly(struct.unpack("<Q", exactly(8))[0])
 
 
 def answer(engine: Engine, request: dict) -> bytes:

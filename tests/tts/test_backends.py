@@ -87,6 +87,8 @@ def test_a_dead_espeak_helper_is_replaced():
     helper = espeak._get_helper()
     helper.proc.kill()
     helper.proc.wait()
+    with pytest.raises(SynthesisError, match="helper process failed"):  # a request to the dead one: a clear error
+        helper.speak("One two three.", Voice.parse("espeak:en-us+m1"), ["One", "two", "three."])
     after = synthesize("One two three.", "espeak:en-us+m1")
     assert espeak._get_helper() is not helper
     assert np.array_equal(before.audio, after.audio)
