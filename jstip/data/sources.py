@@ -60,10 +60,6 @@ class CutFile:
     dropped: bool = False
 
     @property
-    def name(self) -> str:
-        return "memory" if self.cuts is None else str(self.cuts)
-
-    @property
     def kept(self) -> int:
         return self.count - len(self.skip)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jstip.evaluate.decode import LOOP_THRESHOLD
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".m4a")
 
 
@@ -56,7 +58,7 @@ def cuts_of_input(path: str | Path, rejects):
 
 def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path, num_beams: int = 1,
                batch_size: int = 8, max_new_tokens: int = 256, threads: int | None = None, progress: bool = True,
-               loop_threshold: float | None = None):
+               loop_threshold: float = LOOP_THRESHOLD):
     """Transcribe the inputs of :func:`cuts_of_input` into ``out_path`` (one ``{"id", "hyp"}`` line per input, in
     input order) and reject the unusable ones into ``rejected.jsonl`` beside it.
 
@@ -69,8 +71,7 @@ def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path
     """
     import torch
 
-    from jstip.evaluate.decode import (LOOP_THRESHOLD, asr_prompt_ids, decode_cuts, evaluation_rejects,
-                                       hypothesis_framing)
+    from jstip.evaluate.decode import asr_prompt_ids, decode_cuts, evaluation_rejects, hypothesis_framing
     from jstip.jsonl import write_jsonl
     from jstip.train.run import autocast, load_checkpoint
 
@@ -91,7 +92,7 @@ def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
                            batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress,
                            hypothesis_ids=hypothesis_framing(tokenizer, config),
-                           loop_threshold=LOOP_THRESHOLD if loop_threshold is None else loop_threshold)
+                           loop_threshold=loop_threshold)
     tmp = out.with_name(out.name + ".tmp")
     write_jsonl(tmp, ({"id": cut.id, "hyp": hyps[cut.id]} for cut in cuts if cut.id in hyps))
     tmp.replace(out)
