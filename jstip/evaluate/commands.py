@@ -27,6 +27,10 @@ def decoding_options(func):
         click.option("--loop-threshold", default=2.4, show_default=True, type=click.FloatRange(min=0),
                      help="A transcript whose zlib compression ratio is above this (a repetition loop, as Whisper "
                           "measures it) is decoded again with repeated 3-grams forbidden; 0 = never."),
+        click.option("--ctc-weight", default=0.0, show_default=True, type=click.FloatRange(min=0, max=1),
+                     help="For a model with a first pass and --beam > 1: choose the transcript among the n-best and "
+                          "the CTC draft by (1 - w) * LLM + w * CTC log-probability (joint CTC/LLM rescoring); 0 = "
+                          "the beam's own best."),
     ]):
         func = option(func)
     return func
@@ -85,7 +89,7 @@ def decoding_options(func):
 def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str, whisper_engine: str,
         cuts_path: str, out_dir: str,
         num_beams: int, batch_size: int, max_utterances: int | None, max_new_tokens: int, loop_threshold: float,
-        spoken_tasks: bool,
+        ctc_weight: float, spoken_tasks: bool,
         spoken_task_names: tuple[str, ...], voice: str, spoken_items: int | None, shots: int, response_tokens: int, normalizer: str, device: str | None,
         threads: int | None, precision: str, listen_utterances: int, exposure_cuts: tuple[str, ...],
         exposure_edges: str, progress: bool) -> None:
@@ -129,7 +133,7 @@ def cli(checkpoint: str | None, whisper_model: str | None, whisper_decoding: str
             metrics = evaluate_checkpoint(
                 checkpoint, cuts_path, out_dir, num_beams=num_beams, batch_size=batch_size,
                 max_utterances=max_utterances, max_new_tokens=max_new_tokens, loop_threshold=loop_threshold,
-                spoken_tasks=_spoken_selection(spoken_tasks, spoken_task_names, spoken_items), voice=voice,
+                ctc_weight=ctc_weight, spoken_tasks=_spoken_selection(spoken_tasks, spoken_task_names, spoken_items), voice=voice,
                 spoken_items=spoken_items, shots=shots, response_tokens=response_tokens, normalizer=normalizer,
                 device=device, threads=threads, progress=progress, listen_utterances=listen_utterances,
                 precision=precision, exposure_cuts=list(exposure_cuts) or None, exposure_edges=edges)
@@ -184,7 +188,7 @@ def _spoken_selection(flag: bool | None, names: tuple[str, ...], items: int | No
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="Torch CPU threads.")
 @click.option("--progress/--no-progress", default=True, show_default=True, help="Show a progress bar.")
 def transcribe(checkpoint: str, in_path: str, out_path: str, num_beams: int, batch_size: int, max_new_tokens: int,
-               loop_threshold: float, threads: int | None, progress: bool) -> None:
+               loop_threshold: float, ctc_weight: float, threads: int | None, progress: bool) -> None:
     """Transcribe a folder of audio, a wav.scp or a cut manifest with a trained model.
 
     Writes OUT (one {"id", "hyp"} line per input, in input order) and rejected.jsonl beside it (inputs whose audio
@@ -200,5 +204,5 @@ def transcribe(checkpoint: str, in_path: str, out_path: str, num_beams: int, bat
 
     count, rejects = transcribe_to_file(checkpoint, in_path, out_path, num_beams=num_beams, batch_size=batch_size,
                                         max_new_tokens=max_new_tokens, loop_threshold=loop_threshold,
-                                        threads=threads, progress=progress)
+                                        ctc_weight=ctc_weight, threads=threads, progress=progress)
     click.echo(f"{count} transcripts -> {out_path}; {rejects.count} rejected -> {rejects.path}")

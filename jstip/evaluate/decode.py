@@ -125,6 +125,7 @@ def decode_cuts(
     hypothesis_ids=None,
     loop_threshold: float = LOOP_THRESHOLD,
     loops: list | None = None,
+    rescorer=None,
 ) -> dict[str, str]:
     """ASR hypotheses of ``cuts``: cut id -> transcript (special tokens removed, stripped).
 
@@ -143,6 +144,9 @@ def decode_cuts(
         loop_threshold: a hypothesis with a higher compression ratio is decoded again without repeated 3-grams (see
             the module docstring); 0 = never.
         loops: when given, the ids of the cuts decoded again are appended to it.
+        rescorer: a :class:`jstip.evaluate.rescore.Rescorer` (a model with a first pass, ``num_beams > 1``): the
+            transcript is chosen among the n-best and the CTC draft by LLM and CTC score together; it keeps the
+            n-best lists.
     """
     from tqdm import tqdm
 
@@ -166,6 +170,10 @@ def decode_cuts(
     cuts = sorted(kept, key=lambda c: (-float(c.duration), c.id))
     hyps: dict[str, str] = {}
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+
+    def text_of(ids) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=True).strip()
+
     bar = tqdm(total=len(cuts), desc="decoding", unit="utt", disable=not progress, dynamic_ncols=True)
     try:
         for start in range(0, len(cuts), batch_size):
@@ -179,17 +187,24 @@ def decode_cuts(
                 audios.append(audio)
             if batch:
                 budget = token_budget(max(float(c.duration) for c in batch), max_new_tokens, tokens_per_second)
-                prompts = asr_prompts(model, prompt_ids, audios, hypothesis_ids)
-                out = model.generate(prompts, eos_id=eos, pad_id=pad, max_new_tokens=budget, num_beams=num_beams,
-                                     batch_size=len(batch))
-                texts = [tokenizer.decode(ids, skip_special_tokens=True).strip() for ids in out]
+                drafts = model.hypotheses(audios, log_probs=True) if rescorer is not None else None
+                prompts = asr_prompts(model, prompt_ids, audios, hypothesis_ids,
+                                      drafts=None if drafts is None else [d[0] for d in drafts])
+
+                def run(rows: list[int], **kw) -> list[str]:
+                    n = num_beams if rescorer is not None else 1
+                    out = model.generate([prompts[i] for i in rows], eos_id=eos, pad_id=pad, max_new_tokens=budget,
+                                         num_beams=num_beams, batch_size=len(rows), num_return_sequences=n, **kw)
+                    if rescorer is not None:
+                        out = [rescorer.choose(batch[i].id, prompts[i], out[j * n:(j + 1) * n], drafts[i][0],
+                                               drafts[i][1], eos, text_of) for j, i in enumerate(rows)]
+                    return [text_of(ids) for ids in out]
+
+                texts = run(list(range(len(batch))))
                 looped = [i for i, t in enumerate(texts) if loop_threshold and compression_ratio(t) > loop_threshold]
                 if looped:
-                    again = model.generate([prompts[i] for i in looped], eos_id=eos, pad_id=pad, max_new_tokens=budget,
-                                           num_beams=num_beams, batch_size=len(looped),
-                                           no_repeat_ngram_size=LOOP_NO_REPEAT_NGRAM)
-                    for i, ids in zip(looped, again):
-                        texts[i] = tokenizer.decode(ids, skip_special_tokens=True).strip()
+                    for i, text in zip(looped, run(looped, no_repeat_ngram_size=LOOP_NO_REPEAT_NGRAM)):
+                        texts[i] = text
                         log.info("%s: repetition loop (compression ratio above %g): decoded again without repeated "
                                  "%d-grams", batch[i].id, loop_threshold, LOOP_NO_REPEAT_NGRAM)
                         if loops is not None:
@@ -229,7 +244,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
                         shots: int = 5, response_tokens: int = 128, normalizer: str = "english-v2",
                         device: str | None = None, threads: int | None = None, progress: bool = True,
                         listen_utterances: int | None = 100, precision: str = "auto",
-                        exposure_cuts=None, exposure_edges=None, loop_threshold: float = LOOP_THRESHOLD) -> dict:
+                        exposure_cuts=None, exposure_edges=None, loop_threshold: float = LOOP_THRESHOLD,
+                        ctc_weight: float = 0.0) -> dict:
     """Decode ``cuts_path`` with ``checkpoint`` and write ``out_dir/{metrics.json,hyps.jsonl}``.
 
     Also writes ``out_dir/train/metrics.jsonl`` (the run's training log up to the checkpoint's step, for the learning
@@ -253,6 +269,9 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         device: ``cpu``, ``cuda``, ``cuda:1``...; None: the first GPU if there is one, else the CPU.
         threads: torch CPU threads; None: the run config's ``num_threads`` (else torch's default). On a busy CPU,
             more threads than free cores makes decoding many times slower.
+        ctc_weight: for a model with a first pass and ``num_beams > 1``, the CTC share of joint CTC/LLM rescoring of
+            the n-best and the CTC draft (:mod:`jstip.evaluate.rescore`; the lists go to ``out_dir/nbest.jsonl``);
+            0 = the beam's own best.
 
     Returns:
         The ``metrics.json`` object.
@@ -288,12 +307,18 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
     refs = refs_from_cuts(cuts)
     from jstip.train.run import autocast
 
+    from jstip.evaluate.rescore import rescorer_for
+
+    (out / "nbest.jsonl").unlink(missing_ok=True)
+    rescorer = rescorer_for(model, num_beams, ctc_weight)
     with autocast(device, precision):
         loops: list[str] = []
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
                            batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress,
-                           loop_threshold=loop_threshold, loops=loops,
+                           loop_threshold=loop_threshold, loops=loops, rescorer=rescorer,
                            hypothesis_ids=hypothesis_framing(tokenizer, config))
+    if rescorer is not None:
+        rescorer.write(out / "nbest.jsonl")
     if exposure_cuts is None:  # the run's own training manifests
         train_cuts = (config.get("data") or {}).get("train_cuts")
         exposure_cuts = [train_cuts] if isinstance(train_cuts, str) else list(train_cuts or [])
@@ -343,6 +368,8 @@ def evaluate_checkpoint(checkpoint: str | Path, cuts_path: str | Path, out_dir: 
         "decoding": "greedy" if num_beams == 1 else f"beam search, {num_beams} beams",
         "num_beams": num_beams, "max_new_tokens": max_new_tokens, "max_utterances": max_utterances,
         "loop_threshold": loop_threshold, "loops_decoded_again": sorted(loops),
+        "ctc_weight": rescorer.weight if rescorer is not None else 0.0,
+        "rescored": rescorer.summary() if rescorer is not None else None,
         "precision": precision,
         "device": str(device),
         "training_log": str(exp_dir / "metrics.jsonl") if log_rows else None,

@@ -76,7 +76,7 @@ def next_token_logits(model, parts: list):
     import torch
 
     with torch.no_grad():
-        embeds = model._prompt_embeds(parts)  # (P, D): token embeddings and adapter frames, in order
+        embeds = model.prompt_embeds(parts)  # (P, D): token embeddings and adapter frames, in order
         return model.llm(inputs_embeds=embeds[None], use_cache=False).logits[0, -1]
 
 

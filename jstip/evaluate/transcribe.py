@@ -58,7 +58,7 @@ def cuts_of_input(path: str | Path, rejects):
 
 def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path, num_beams: int = 1,
                batch_size: int = 8, max_new_tokens: int = 256, threads: int | None = None, progress: bool = True,
-               loop_threshold: float = LOOP_THRESHOLD):
+               loop_threshold: float = LOOP_THRESHOLD, ctc_weight: float = 0.0):
     """Transcribe the inputs of :func:`cuts_of_input` into ``out_path`` (one ``{"id", "hyp"}`` line per input, in
     input order) and reject the unusable ones into ``rejected.jsonl`` beside it.
 
@@ -72,6 +72,7 @@ def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path
     import torch
 
     from jstip.evaluate.decode import asr_prompt_ids, decode_cuts, evaluation_rejects, hypothesis_framing
+    from jstip.evaluate.rescore import rescorer_for
     from jstip.jsonl import write_jsonl
     from jstip.train.run import autocast, load_checkpoint
 
@@ -92,7 +93,7 @@ def transcribe(checkpoint: str | Path, in_path: str | Path, out_path: str | Path
         hyps = decode_cuts(model, tokenizer, cuts, asr_prompt_ids(tokenizer, config), num_beams=num_beams,
                            batch_size=batch_size, max_new_tokens=max_new_tokens, rejects=rejects, progress=progress,
                            hypothesis_ids=hypothesis_framing(tokenizer, config),
-                           loop_threshold=loop_threshold)
+                           loop_threshold=loop_threshold, rescorer=rescorer_for(model, num_beams, ctc_weight))
     tmp = out.with_name(out.name + ".tmp")
     write_jsonl(tmp, ({"id": cut.id, "hyp": hyps[cut.id]} for cut in cuts if cut.id in hyps))
     tmp.replace(out)

@@ -106,12 +106,12 @@ class CTCFirstPass(nn.Module):
     def stack(self) -> int:
         return int(self.adapter.stack)
 
-    def forward(self, feats: torch.Tensor, lens: torch.Tensor, noisy: bool = False) -> list[list[int]]:
-        """Greedy CTC token ids (LLM vocabulary) of each stream of (S, T_enc, D_enc) encoder frames.
+    def logits(self, feats: torch.Tensor, lens: torch.Tensor, noisy: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, T, 1 + V') CTC logits (fp32) of (S, T_enc, D_enc) encoder frames, and their lengths (S,).
 
         Args:
-            noisy: decode with the adapter in training mode (time masks, dropout): the hypotheses of training cuts
-                (see the module docstring); otherwise in eval mode.
+            noisy: the adapter in training mode (time masks, dropout): the hypotheses of training cuts (see the module
+                docstring); otherwise in eval mode.
         """
         was_training = self.adapter.training
         self.adapter.train(noisy)
@@ -119,9 +119,14 @@ class CTCFirstPass(nn.Module):
             # fp32 whatever autocast the caller runs under: the drafts of training were decoded in fp32
             with torch.no_grad(), torch.autocast(device_type=feats.device.type, enabled=False):
                 frames, flen = self.adapter(feats.float(), lens)
-                logits = self.head(frames, rows=self.rows)
+                return self.head(frames, rows=self.rows), flen
         finally:
             self.adapter.train(was_training)
+
+    def forward(self, feats: torch.Tensor, lens: torch.Tensor, noisy: bool = False) -> list[list[int]]:
+        """Greedy CTC token ids (LLM vocabulary) of each stream of (S, T_enc, D_enc) encoder frames (``noisy``: see
+        :meth:`logits`)."""
+        logits, flen = self.logits(feats, lens, noisy)
         return [self.head.greedy(logits[s], int(flen[s])) for s in range(logits.shape[0])]
 
 

@@ -123,13 +123,14 @@ class SpeechLM(nn.Module):
         return self.encoder(audio, audio_lens)
 
     @torch.no_grad()
-    def hypotheses(self, audios: list, batch_size: int = 8) -> list[list[int]]:
+    def hypotheses(self, audios: list, batch_size: int = 8, log_probs: bool = False) -> list:
         """First-pass token ids (``model.first_pass``) of 16 kHz float audio arrays, each read as the one speech span
-        of an ASR prompt."""
+        of an ASR prompt; with ``log_probs``, pairs ``(ids, (T, 1 + V') CTC log-probabilities)`` (fp32, CPU) for
+        scoring other transcripts (:mod:`jstip.evaluate.rescore`)."""
         if self.first_pass is None:
             raise ValueError("this model has no first pass (model.first_pass)")
         device = self.llm.get_input_embeddings().weight.device
-        out: list[list[int]] = []
+        out: list = []
         for i in range(0, len(audios), batch_size):
             wavs = [_frame_padded(a, self.frame_shift) for a in audios[i:i + batch_size]]
             lens = torch.tensor([len(w) for w in wavs])
@@ -137,7 +138,10 @@ class SpeechLM(nn.Module):
             for b, w in enumerate(wavs):
                 x[b, :len(w)] = w
             feats, flen = self.encoder_features(x.to(device), lens.to(device))
-            out.extend(self.first_pass(feats, flen))
+            logits, llen = self.first_pass.logits(feats, flen)
+            for s in range(logits.shape[0]):
+                ids = self.first_pass.head.greedy(logits[s], int(llen[s]))
+                out.append((ids, logits[s, :int(llen[s])].log_softmax(-1).cpu()) if log_probs else ids)
         return out
 
     def _speech_params_zero(self, device) -> torch.Tensor:
@@ -207,7 +211,7 @@ class SpeechLM(nn.Module):
                 self.llm.config._attn_implementation = before
         return self._flex_ok
 
-    def _decoder_and_head(self):
+    def decoder_and_head(self):
         """The LLM's decoder stack and output layer, when its logits are a plain linear map of the last hidden
         states (Llama, Qwen, SmolLM2, ...); None for models that scale or cap their logits."""
         base = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
@@ -237,7 +241,7 @@ class SpeechLM(nn.Module):
         targets = batch.labels[:, 1:]
         labelled = targets != IGNORE_INDEX  # (B, L-1)
         n = int(labelled.sum())
-        parts = None if compute_logits else self._decoder_and_head()
+        parts = None if compute_logits else self.decoder_and_head()
         if parts is None:
             out = self.llm(inputs_embeds=embeds, use_cache=False, **self._attention_kwargs(batch))
             logits = out.logits  # (B, L, V)
@@ -255,7 +259,7 @@ class SpeechLM(nn.Module):
         return SpeechLMOutput(loss=loss, logits=logits, num_tokens=n)
 
     # Decoding -------------------------------------------------------------------------------------------------------
-    def _prompt_embeds(self, parts: list) -> torch.Tensor:
+    def prompt_embeds(self, parts: list) -> torch.Tensor:
         """(P, D) embeddings of a prompt given as parts: token id lists, or audio arrays (16 kHz float)."""
         device = self.llm.get_input_embeddings().weight.device
         pieces = []
@@ -273,7 +277,8 @@ class SpeechLM(nn.Module):
 
     @torch.no_grad()
     def generate(self, prompts: list[list], eos_id: int, pad_id: int | None = None, max_new_tokens: int = 64,
-                 num_beams: int = 1, batch_size: int = 8, no_repeat_ngram_size: int = 0) -> list[list[int]]:
+                 num_beams: int = 1, batch_size: int = 8, no_repeat_ngram_size: int = 0,
+                 num_return_sequences: int = 1) -> list[list[int]]:
         """Greedy (``num_beams=1``) or beam search continuation of prompts made of token ids and audio.
 
         Args:
@@ -282,9 +287,11 @@ class SpeechLM(nn.Module):
                 question.
             eos_id: stops a hypothesis.
             no_repeat_ngram_size: > 0 forbids generating any n-gram of this many tokens twice (a loop breaker).
+            num_return_sequences: hypotheses per prompt (at most ``num_beams``), best first: the n-best list.
 
         Returns:
-            The generated token ids of each prompt (EOS and padding removed).
+            The generated token ids of each prompt (EOS and padding removed); with ``num_return_sequences=n``, n
+            consecutive lists per prompt.
         """
         was_training = self.training
         self.eval()
@@ -292,7 +299,7 @@ class SpeechLM(nn.Module):
         results: list[list[int]] = []
         try:
             for i in range(0, len(prompts), batch_size):
-                embeds = [self._prompt_embeds(p) for p in prompts[i:i + batch_size]]
+                embeds = [self.prompt_embeds(p) for p in prompts[i:i + batch_size]]
                 P = max(e.shape[0] for e in embeds)
                 D = embeds[0].shape[1]
                 x = embeds[0].new_zeros(len(embeds), P, D)
@@ -301,6 +308,8 @@ class SpeechLM(nn.Module):
                     x[b, P - e.shape[0]:] = e
                     mask[b, P - e.shape[0]:] = 1
                 extra = {"no_repeat_ngram_size": int(no_repeat_ngram_size)} if no_repeat_ngram_size else {}
+                if num_return_sequences > 1:
+                    extra["num_return_sequences"] = int(num_return_sequences)
                 out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
                                         num_beams=num_beams, do_sample=False, eos_token_id=eos_id,
                                         pad_token_id=pad_id, early_stopping=True if num_beams > 1 else False, **extra)
@@ -349,15 +358,16 @@ def _frame_padded(audio, frame_shift: float) -> torch.Tensor:
     return nn.functional.pad(wav[:want], (0, max(0, want - len(wav))))
 
 
-def asr_prompts(model: "SpeechLM", prompt_ids: list[int], audios: list, hypothesis_ids=None) -> list[list]:
+def asr_prompts(model: "SpeechLM", prompt_ids: list[int], audios: list, hypothesis_ids=None,
+                drafts: list | None = None) -> list[list]:
     """The ASR prompts of ``audios`` as ``generate`` parts: ``prompt_ids, audio`` and, for a model with a first pass,
     its framed transcript after the audio (``hypothesis_ids``: ``jstip.data.render.Renderer.hypothesis_ids`` of the
-    run's rendering)."""
+    run's rendering; ``drafts``: the first-pass token ids when already computed)."""
     if getattr(model, "first_pass", None) is None:
         return [[prompt_ids, audio] for audio in audios]
     if hypothesis_ids is None:
         raise ValueError("a model with a first pass needs hypothesis_ids (Renderer.hypothesis_ids) for its prompts")
-    hyps = model.hypotheses(audios)
+    hyps = model.hypotheses(audios) if drafts is None else drafts
     return [[prompt_ids, audio, hypothesis_ids(hyp)] for audio, hyp in zip(audios, hyps)]
 
 

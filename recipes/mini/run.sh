@@ -14,7 +14,8 @@
 # Environment: PRIORS (pretrained | scratch), WHISPER (tiny.en; base, a Hugging Face Whisper folder or a model.bin),
 # LLM_TRAINING (lora: LoRA on the LLM in stages 5-6; frozen: the adapter alone), FIRST_PASS (1: the CTC warm
 # start's transcript in the ASR prompt; 0: the LLM reads the audio alone), NUM_UTTERANCES, NJ, SEED,
-# ADAPTER_EPOCHS, STAGE1_STEPS, STAGE2_STEPS, EVAL_UTTERANCES, EVAL_BEAM (4), SPOKEN_ITEMS (0: none), EVAL_STAGE1
+# ADAPTER_EPOCHS, STAGE1_STEPS, STAGE2_STEPS, EVAL_UTTERANCES, EVAL_BEAM (4), CTC_WEIGHT (joint CTC/LLM rescoring
+# in stage 7; 0: off), SPOKEN_ITEMS (0: none), EVAL_STAGE1
 # (1: evaluate the stage-1 model too), BASELINE (1; 0 skips stage 3),
 # MODEL_OVERRIDES (Hydra overrides of the model, for stages 4-6: model.frame_shift=0.08 model.adapter.hidden=256),
 # TRAIN_OVERRIDES (extra Hydra overrides of stages 5-6), and with PRIORS=scratch CTC_STEPS, LM_STEPS.
@@ -22,7 +23,7 @@ set -euo pipefail
 
 recipe=mini
 out=recipes/mini/exp
-help_lines=2,20
+help_lines=2,21
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/stages.sh"
 
 JSTIP=${JSTIP:-jstip}
@@ -43,6 +44,7 @@ EVAL_UTTERANCES=${EVAL_UTTERANCES:-}    # empty = the whole test set
 SPOKEN_ITEMS=${SPOKEN_ITEMS:-5}         # items per spoken task (modality gap, instructions, QA); 0 = none
 EVAL_STAGE1=${EVAL_STAGE1:-0}           # 1: evaluate the stage-1 model too (a row of the report)
 EVAL_BEAM=${EVAL_BEAM:-4}               # beams of the speech-LLM's decoding in stage 7 (1 = greedy)
+CTC_WEIGHT=${CTC_WEIGHT:-0.1}           # stage 7: joint CTC/LLM rescoring of the n-best and the CTC draft (0 = off)
 BASELINE=${BASELINE:-1}
 TRAIN_OVERRIDES=${TRAIN_OVERRIDES:-}
 MODEL_OVERRIDES=${MODEL_OVERRIDES:-}
@@ -94,6 +96,7 @@ if [ -n "$EVAL_UTTERANCES" ]; then eval_args+=(--max-utterances "$EVAL_UTTERANCE
 # WER 33.3% greedy, 29.8% with 2 beams, 28.5% with 4; the demo's final model on all 300: 25.3% with 2 beams, 24.4%
 # with 4, which add ~0.5 min to stage 7).
 model_eval=("${eval_args[@]}" --beam "$EVAL_BEAM")
+if [ "$PRIORS" = pretrained ] && [ "$FIRST_PASS" = 1 ]; then model_eval+=(--ctc-weight "$CTC_WEIGHT"); fi
 
 if run_stage 3 baseline; then
   # What a user would pick instead: Whisper zero-shot with its own decoder (openai-whisper's temperature fallback).

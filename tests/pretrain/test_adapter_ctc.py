@@ -122,6 +122,41 @@ def test_the_first_pass_reproduces_the_ctc_transcripts_trains_evaluates_and_expo
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["num_utterances"] == 2 and metrics["listening"]["loss_own"] > 0
 
+    # Joint CTC/LLM rescoring: the n-best and the CTC draft, each scored by both; the choice is the transcript.
+    res = CliRunner().invoke(main, ["evaluate", "--checkpoint", str(ckpt), "--cuts",
+                                    str(mini_corpus / "test" / "cuts.jsonl.gz"), "--out", str(tmp_path / "resc"),
+                                    "--max-utterances", "2", "--no-spoken-tasks", "--no-progress", "--beam", "2",
+                                    "--ctc-weight", "0.5", "--max-new-tokens", "8", "--listen-utterances", "0"])
+    assert res.exit_code == 0, res.output
+    from jstip.evaluate.rescore import combine, llm_log_likelihoods
+
+    rows = [json.loads(line) for line in (tmp_path / "resc" / "nbest.jsonl").open()]
+    hyps = {json.loads(line)["id"]: json.loads(line)["hyp"] for line in (tmp_path / "resc" / "hyps.jsonl").open()}
+    assert len(rows) == 2 and set(hyps) == {r["id"] for r in rows}
+    for row in rows:
+        cands = row["candidates"]
+        assert any("ctc" in c["source"] for c in cands) and any("beam1" in c["source"] for c in cands)
+        ctc_scores = [-float("inf") if c["ctc"] is None else c["ctc"] for c in cands]
+        assert row["chosen"] == combine([c["llm"] for c in cands], ctc_scores, 0.5)
+        assert hyps[row["id"]] == cands[row["chosen"]]["text"]
+    rescored = json.loads((tmp_path / "resc" / "metrics.json").read_text())["evaluate"]["rescored"]
+    assert rescored["utterances"] == 2 and sum(rescored["chosen"].values()) == 2
+    # The batched, right-padded LLM likelihoods equal one unpadded forward pass per candidate.
+    import torch
+
+    prompt = model.prompt_embeds(prompts[0])
+    cands = [tok.encode(text, add_special_tokens=False) for text in (" yes", " the patient was seen")]
+    got = llm_log_likelihoods(model, prompt, cands, tok.eos_token_id)
+    model.decoder_and_head = lambda: None  # the path of models whose logits are not a linear map of hidden states
+    assert llm_log_likelihoods(model, prompt, cands, tok.eos_token_id) == pytest.approx(got, abs=1e-3)
+    del model.decoder_and_head
+    for cand, value in zip(cands, got):
+        ids = torch.tensor(cand + [tok.eos_token_id])
+        x = torch.cat([prompt, model.llm.get_input_embeddings()(ids)])[None]
+        with torch.no_grad():
+            logp = model.llm(inputs_embeds=x).logits[0, len(prompt) - 1:-1].float().log_softmax(-1)
+        assert value == pytest.approx(float(logp[torch.arange(len(ids)), ids].sum()), abs=1e-3)
+
     # The export carries the first pass: it no longer needs the adapter-ctc folder.
     res = CliRunner().invoke(main, ["export", "--checkpoint", str(ckpt), "--out", str(tmp_path / "export")])
     assert res.exit_code == 0, res.output
