@@ -76,3 +76,41 @@ def test_silence_is_dropped_and_loops_fall_back_to_sampling():
     results = transcriber.transcribe_windows([np.zeros(16000, np.float32)] * 3)
     assert [r.text for r in results] == ["", "real words", "sampled 0.2"]
     assert calls == [((0, 1, 2), 1, 0.0), ((2,), 5, 0.2)]  # only the loop falls back, best of 5
+
+
+@needs_tiny_en
+def test_failed_windows_of_several_batches_climb_the_fallback_ladder_together():
+    """transcribe(): windows that fail at temperature 0 wait for batch_size of them and are sampled together; each
+    utterance gets the result it gets alone, and progress counts every utterance once."""
+    import numpy as np
+
+    from jstip.model.whisper import load_whisper
+    from jstip.model.whisper_decode import WhisperResult, WhisperTranscriber, compression_ratio
+
+    calls = []
+
+    class Engine:  # window k is k + 1 seconds long; its encoder "output" is its length; even lengths fail greedily
+        name = "crafted"
+
+        def encode(self, audio, lens):
+            return np.array([[int(n) // 16000] for n in lens])  # (N, 1)
+
+        def decode(self, enc, rows, n, max_tokens, temperature):
+            calls.append((tuple(int(enc[i][0]) for i in rows), n, temperature))
+            out = []
+            for i in rows:
+                sec = int(enc[i][0])
+                lp = -2.0 if temperature == 0 and sec % 2 == 0 else -0.1
+                text = f"{sec} s at {temperature}"
+                out.append([WhisperResult(text, [1], lp, compression_ratio(text), 0.0, temperature)] * n)
+            return out
+
+    transcriber = WhisperTranscriber(load_whisper("tiny.en"), engine="torch")
+    transcriber.engine = Engine()
+    audios = [np.zeros(16000 * (k + 1), np.float32) for k in range(6)]  # 1 ... 6 s
+    done = []
+    results = transcriber.transcribe(audios, batch_size=2, progress=done.append)
+    assert [r.text for r in results] == [f"{k + 1} s at {0.2 if (k + 1) % 2 == 0 else 0.0}" for k in range(6)]
+    assert sum(done) == 6
+    # Batches of two, longest first (6+5, 4+3, 2+1); the failures 6 and 4 are sampled together, then 2 alone.
+    assert [c for c in calls if c[2] > 0] == [((6, 4), 5, 0.2), ((2,), 5, 0.2)]
