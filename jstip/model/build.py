@@ -74,6 +74,15 @@ def build_speechlm(model_cfg, tokenizer) -> SpeechLM:
 
     cfg = model_config(model_cfg)
     encoder = build_encoder(cfg.encoder)
+    if cfg.first_pass:  # a first pass that cannot fit is said before the LLM is loaded
+        from jstip.model.first_pass import read_folder_meta
+
+        have = read_folder_meta(cfg.first_pass).get("stack")
+        want = cfg.adapter.stack or max(1, round(float(cfg.frame_shift) / encoder.frame_shift))
+        if have is not None and int(have) != int(want):
+            raise ValueError(f"model.first_pass={cfg.first_pass} gives one frame per "
+                             f"{int(have) * encoder.frame_shift:g} s, this model one per "
+                             f"{int(want) * encoder.frame_shift:g} s: use the same model.frame_shift")
     llm = build_llm(cfg.llm, len(tokenizer))
     resize_for_tokenizer(llm, tokenizer, pretrained=cfg.llm.kind != "tiny")
 
@@ -83,10 +92,6 @@ def build_speechlm(model_cfg, tokenizer) -> SpeechLM:
         from jstip.model.first_pass import CTCFirstPass
 
         first_pass = CTCFirstPass.from_folder(cfg.first_pass, encoder, llm.get_input_embeddings().weight.detach())
-        if first_pass.stack != adapter.stack:
-            raise ValueError(f"model.first_pass={cfg.first_pass} gives one frame per "
-                             f"{first_pass.stack * encoder.frame_shift:g} s, this model one per "
-                             f"{adapter.stack * encoder.frame_shift:g} s: use the same model.frame_shift")
     return SpeechLM(encoder, adapter, llm, attention=cfg.attention, feature_cache=cfg.encoder.cache_dir,
                     first_pass=first_pass)
 

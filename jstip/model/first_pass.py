@@ -29,6 +29,20 @@ from torch import nn
 FILES = ("adapter.safetensors", "ctc_head.safetensors", "adapter_ctc.json")
 
 
+def read_folder_meta(path: str | Path) -> dict:
+    """``adapter_ctc.json`` of a ``jstip pretrain adapter-ctc`` folder, once every file of :data:`FILES` is there.
+
+    Raises:
+        FileNotFoundError: a file of the folder is missing (named).
+    """
+    folder = Path(path)
+    missing = [name for name in FILES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"model.first_pass={folder}: {', '.join(missing)} not found (the folder must be "
+                                "the output of `jstip pretrain adapter-ctc`)")
+    return json.loads((folder / "adapter_ctc.json").read_text(encoding="utf-8"))
+
+
 class CTCFirstPass(nn.Module):
     """Frozen greedy CTC recogniser over encoder frames: ``forward(feats, lens) -> token ids per stream``.
 
@@ -63,11 +77,7 @@ class CTCFirstPass(nn.Module):
         from jstip.model.ctc_head import EmbeddingCTCHead
 
         folder = Path(path)
-        missing = [name for name in FILES if not (folder / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"model.first_pass={folder}: {', '.join(missing)} not found (the folder must be "
-                                    "the output of `jstip pretrain adapter-ctc`)")
-        meta = json.loads((folder / "adapter_ctc.json").read_text(encoding="utf-8"))
+        meta = read_folder_meta(folder)
         fp_want, fp_have = meta.get("encoder_fingerprint"), getattr(encoder, "fingerprint", None)
         if fp_want and fp_have and fp_want != fp_have:
             raise ValueError(f"model.first_pass={folder} was trained on encoder {meta.get('encoder')} (weights "
@@ -168,4 +178,4 @@ def hypotheses_of_cuts(model, cuts, noisy: bool = False, batch_size: int = 16, p
     return out
 
 
-__all__ = ["CTCFirstPass", "FILES", "hypotheses_of_cuts"]
+__all__ = ["CTCFirstPass", "FILES", "hypotheses_of_cuts", "read_folder_meta"]
