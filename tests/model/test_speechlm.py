@@ -190,6 +190,31 @@ def test_greedy_batched_equals_one_by_one_and_beam_runs(tokenizer, model):
     assert batched == single
     beams = model.transcribe(audios[:2], tokenizer, max_new_tokens=6, num_beams=3)
     assert len(beams) == 2 and all(isinstance(b, str) for b in beams)
+    # Beam search reads each (left-padded) prompt once and shares its cache: the same n-best as HF's own way.
+    prompts = [[[tokenizer.bos_token_id], a] for a in audios]
+    shared = model.generate(prompts, eos_id=tokenizer.eos_token_id, max_new_tokens=6, num_beams=3,
+                            num_return_sequences=3)
+    model.prefix_cache = False
+    try:
+        own = model.generate(prompts, eos_id=tokenizer.eos_token_id, max_new_tokens=6, num_beams=3,
+                             num_return_sequences=3)
+    finally:
+        del model.prefix_cache
+    assert shared == own and len(shared) == 9
+    # The shared cache continues each prompt exactly as reading it whole does (left padding, positions from the mask).
+    embeds = [model.prompt_embeds(p) for p in prompts]
+    P = max(len(e) for e in embeds)
+    x = torch.zeros(3, P, embeds[0].shape[1])
+    mask = torch.zeros(3, P, dtype=torch.long)
+    for b, e in enumerate(embeds):
+        x[b, P - len(e):], mask[b, P - len(e):] = e, 1
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        whole = model.llm(inputs_embeds=x, attention_mask=mask, position_ids=pos).logits[:, -1]
+        cache = model._beam_prefix_cache(x[:, :-1], mask[:, :-1], 2)
+        step = model.llm(inputs_embeds=x[:, -1:].repeat_interleave(2, 0), attention_mask=mask.repeat_interleave(2, 0),
+                         position_ids=pos[:, -1:].repeat_interleave(2, 0), past_key_values=cache).logits[:, -1]
+    torch.testing.assert_close(step, whole.repeat_interleave(2, 0), atol=1e-4, rtol=1e-4)
     # Free generation from a spoken prompt followed by text.
     ids = tokenizer("answer:", add_special_tokens=False)["input_ids"]
     out = model.generate([[[tokenizer.bos_token_id], audios[0], ids]], eos_id=tokenizer.eos_token_id,
