@@ -232,44 +232,30 @@ class WhisperTranscriber:
         return r.compression_ratio > self.cr_threshold or r.avg_logprob < self.lp_threshold
 
     @torch.no_grad()
-    def _greedy(self, windows: list[np.ndarray]) -> tuple[object, list[WhisperResult], list[int]]:
-        """Encoder outputs, first-temperature results and token budgets of windows of at most 30 s (one batch)."""
+    def transcribe_windows(self, windows: list[np.ndarray]) -> list[WhisperResult]:
+        """Results for windows of at most 30 s (one batch)."""
         audio = torch.zeros(len(windows), CHUNK_SECONDS * SAMPLE_RATE)
         lens = torch.zeros(len(windows), dtype=torch.long)
         for i, w in enumerate(windows):
             audio[i, :len(w)] = torch.as_tensor(w, dtype=torch.float32)
             lens[i] = len(w)
         enc = self.engine.encode(audio, lens.clamp(min=1))  # (N, 1500, D)
-        budgets = [max(1, min(MAX_SAMPLE_LEN, 10 + math.ceil(TOKENS_PER_SECOND * len(w) / SAMPLE_RATE)))
-                   for w in windows]
-        groups = self.engine.decode(enc, list(range(len(windows))), 1, max(budgets), self.temperatures[0])
-        return enc, [g[0] for g in groups], budgets
-
-    @torch.no_grad()
-    def _fallback(self, enc, results: list[WhisperResult], budgets: list[int]) -> list[WhisperResult]:
-        """The temperature ladder for the windows whose result failed (rows of ``enc``), then silence dropped."""
-        results = list(results)
+        longest = max(len(w) for w in windows) / SAMPLE_RATE
+        max_tokens = max(1, min(MAX_SAMPLE_LEN, 10 + math.ceil(TOKENS_PER_SECOND * longest)))
+        rows = list(range(len(windows)))
+        results = [g[0] for g in self.engine.decode(enc, rows, 1, max_tokens, self.temperatures[0])]
         for t in self.temperatures[1:]:
             todo = [i for i, r in enumerate(results) if self._failed(r)]
             if not todo:
                 break
             n = self.best_of if t > 0 else 1
-            for i, group in zip(todo, self.engine.decode(enc, todo, n, max(budgets[i] for i in todo), t)):
+            for i, group in zip(todo, self.engine.decode(enc, todo, n, max_tokens, t)):
                 results[i] = max(group, key=lambda r: r.avg_logprob)
         # openai-whisper's transcribe skips a window it judges silent: its text is dropped.
         return [dataclasses.replace(r, text="", tokens=[]) if self._silent(r) else r for r in results]
 
-    def transcribe_windows(self, windows: list[np.ndarray]) -> list[WhisperResult]:
-        """Results for windows of at most 30 s (one batch)."""
-        enc, results, budgets = self._greedy(windows)
-        return self._fallback(enc, results, budgets)
-
     def transcribe(self, audios: list[np.ndarray], batch_size: int = 8, progress=None) -> list[WhisperResult]:
         """One result per utterance (16 kHz float arrays); longer than 30 s: windows joined.
-
-        Windows are decoded in batches of similar length; those that fail at the first temperature wait until
-        ``batch_size`` of them have gathered and climb the fallback ladder together (a sampled batch of one or two
-        windows would leave most of the decoder's batch idle).
 
         Args:
             progress: called with the number of utterances finished after each batch (a tqdm ``update``).
@@ -283,37 +269,12 @@ class WhisperTranscriber:
                 owner.append(u)
         order = sorted(range(len(windows)), key=lambda i: -len(windows[i]))
         by_window: dict[int, WhisperResult] = {}
-        waiting: list[tuple[int, object, WhisperResult, int]] = []  # (window, its encoder output, result, budget)
-        left = {u: owner.count(u) for u in set(owner)}
-
-        def finish(done: list[tuple[int, WhisperResult]]) -> None:
-            finished = 0
-            for i, r in done:
-                by_window[i] = r
-                left[owner[i]] -= 1
-                finished += left[owner[i]] == 0
-            if progress is not None and finished:
-                progress(finished)
-
-        def climb() -> None:
-            rows = [w[1] for w in waiting]
-            enc = np.stack(rows) if isinstance(rows[0], np.ndarray) else torch.stack(rows)
-            results = self._fallback(enc, [w[2] for w in waiting], [w[3] for w in waiting])
-            finish([(w[0], r) for w, r in zip(waiting, results)])
-            waiting.clear()
-
         for b in range(0, len(order), batch_size):
             idx = order[b:b + batch_size]
-            enc, results, budgets = self._greedy([windows[i] for i in idx])
-            failed = [k for k, r in enumerate(results) if len(self.temperatures) > 1 and self._failed(r)]
-            done = [k for k in range(len(idx)) if k not in failed]
-            finish([(idx[k], r) for k, r in zip(done, self._fallback(enc[done], [results[k] for k in done],
-                                                                        [budgets[k] for k in done]))])
-            waiting.extend((idx[k], enc[k], results[k], budgets[k]) for k in failed)
-            if len(waiting) >= batch_size:
-                climb()
-        if waiting:
-            climb()
+            for i, r in zip(idx, self.transcribe_windows([windows[i] for i in idx])):
+                by_window[i] = r
+            if progress is not None:
+                progress(len({owner[i] for i in idx}))
         merged: list[list[WhisperResult]] = [[] for _ in audios]
         for i in range(len(windows)):
             merged[owner[i]].append(by_window[i])
