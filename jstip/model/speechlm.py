@@ -310,7 +310,7 @@ class SpeechLM(nn.Module):
                 extra = {"no_repeat_ngram_size": int(no_repeat_ngram_size)} if no_repeat_ngram_size else {}
                 if num_return_sequences > 1:
                     extra["num_return_sequences"] = int(num_return_sequences)
-                if num_beams > 1 and P > 1 and self.prefix_cache:
+                if num_beams > 1 and self.prefix_cache and min(e.shape[0] for e in embeds) > 1:  # no empty row
                     extra["past_key_values"] = self._beam_prefix_cache(x[:, :-1], mask[:, :-1], num_beams)
                 out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
                                         num_beams=num_beams, do_sample=False, eos_token_id=eos_id,
