@@ -78,7 +78,7 @@ def build_speechlm(model_cfg, tokenizer) -> SpeechLM:
         from jstip.model.first_pass import read_folder_meta
 
         have = read_folder_meta(cfg.first_pass).get("stack")
-        want = cfg.adapter.stack or max(1, round(float(cfg.frame_shift) / encoder.frame_shift))
+        want = adapter_stack(cfg, encoder)
         if have is not None and int(have) != int(want):
             raise ValueError(f"model.first_pass={cfg.first_pass} gives one frame per "
                              f"{int(have) * encoder.frame_shift:g} s, this model one per "
@@ -96,12 +96,19 @@ def build_speechlm(model_cfg, tokenizer) -> SpeechLM:
                     first_pass=first_pass)
 
 
+def adapter_stack(model_cfg, encoder) -> int:
+    """Encoder frames the adapter stacks into one LLM position: ``model.adapter.stack``, else
+    ``model.frame_shift`` over the encoder's frame shift."""
+    cfg = model_config(model_cfg)
+    return int(cfg.adapter.stack or max(1, round(float(cfg.frame_shift) / encoder.frame_shift)))
+
+
 def build_adapter(model_cfg, encoder, llm_dim: int) -> SpeechAdapter:
     """The adapter from ``encoder`` frames to ``model.frame_shift`` placeholders of width ``llm_dim``; with
     ``adapter.init_from``, its weights come from that file (``jstip pretrain adapter-ctc`` writes one)."""
     cfg = model_config(model_cfg)
     frame_shift = float(cfg.frame_shift)
-    stack = cfg.adapter.stack or max(1, round(frame_shift / encoder.frame_shift))
+    stack = adapter_stack(cfg, encoder)
     if abs(encoder.frame_shift * stack - frame_shift) > 1e-6:
         raise ValueError(f"encoder frames of {encoder.frame_shift} s stacked by {stack} do not give the "
                          f"{frame_shift} s placeholders of the batch; set model.adapter.stack")
