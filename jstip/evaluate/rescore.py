@@ -56,8 +56,9 @@ def llm_log_likelihoods(model, prompt: torch.Tensor, candidates: Sequence[Sequen
     """log P_LLM(candidate EOS | prompt) of each candidate, ``prompt`` the (P, D) embeddings of the ASR prompt
     (:meth:`jstip.model.speechlm.SpeechLM.prompt_embeds`).
 
-    The prompt is read once and its key/value cache shared by the candidates (the prompt, audio and draft, is most
-    of each sequence); the output layer runs only at the positions that predict a candidate token. Models whose
+    The prompt is read once and its key/value cache shared by the candidates
+    (:meth:`jstip.model.speechlm.SpeechLM.prompt_cache`; the prompt, audio and draft, is most of each sequence);
+    the output layer runs only at the positions that predict a candidate token. Models whose
     logits are not a plain linear map of the last hidden states (:meth:`SpeechLM.decoder_and_head` is None) read
     prompt and candidate together, one row per candidate."""
     embed = model.llm.get_input_embeddings()
@@ -73,10 +74,10 @@ def llm_log_likelihoods(model, prompt: torch.Tensor, candidates: Sequence[Sequen
     model.eval()  # no dropout in a score
     try:
         parts = model.decoder_and_head()
-        if parts is None:
+        if parts is None or prompt.shape[0] < 2:
             logits = _logits_whole(model, prompt, embed(ids).to(prompt.dtype), mask)
         else:
-            logits = _logits_cached(*parts, prompt, embed(ids).to(prompt.dtype), mask)
+            logits = _logits_cached(model, *parts, prompt, embed(ids).to(prompt.dtype), mask)
     finally:
         model.train(was_training)
     # logits (N, Lc, V): row b, column j predicts token j of candidate b
@@ -84,17 +85,15 @@ def llm_log_likelihoods(model, prompt: torch.Tensor, candidates: Sequence[Sequen
     return (logp * mask).sum(-1).tolist()
 
 
-def _logits_cached(decoder, head, prompt: torch.Tensor, conts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def _logits_cached(model, decoder, head, prompt: torch.Tensor, conts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     n, P = conts.shape[0], prompt.shape[0]
-    first = decoder(inputs_embeds=prompt[None], use_cache=True)
-    cache = first.past_key_values
-    cache.batch_repeat_interleave(n)
-    full_mask = torch.cat([mask.new_ones(n, P), mask], 1)
-    # The last prompt position predicts token 0; candidate position j predicts token j + 1 (the last is padding's).
-    hidden = decoder(inputs_embeds=conts[:, :-1], attention_mask=full_mask[:, :-1], past_key_values=cache,
-                     use_cache=True).last_hidden_state if conts.shape[1] > 1 else conts.new_zeros(n, 0, prompt.shape[1])
-    hidden = torch.cat([first.last_hidden_state[:, -1:].expand(n, 1, -1), hidden], 1)  # (n, Lc, D)
-    return head(hidden)
+    cache = model.prompt_cache(prompt[None, :-1], mask.new_ones(1, P - 1), n)
+    # The last prompt position predicts token 0, candidate position j token j + 1 (the last candidate position only
+    # padding's, so it is not read).
+    x = torch.cat([prompt[None, -1:].expand(n, 1, -1), conts[:, :-1]], 1)  # (n, Lc, D)
+    full_mask = torch.cat([mask.new_ones(n, P), mask[:, :-1]], 1)
+    return head(decoder(inputs_embeds=x, attention_mask=full_mask, past_key_values=cache,
+                        use_cache=True).last_hidden_state)
 
 
 def _logits_whole(model, prompt: torch.Tensor, conts: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -311,7 +311,7 @@ class SpeechLM(nn.Module):
                 if num_return_sequences > 1:
                     extra["num_return_sequences"] = int(num_return_sequences)
                 if num_beams > 1 and self.prefix_cache and min(e.shape[0] for e in embeds) > 1:  # no empty row
-                    extra["past_key_values"] = self._beam_prefix_cache(x[:, :-1], mask[:, :-1], num_beams)
+                    extra["past_key_values"] = self.prompt_cache(x[:, :-1], mask[:, :-1], num_beams)
                 out = self.llm.generate(inputs_embeds=x, attention_mask=mask, max_new_tokens=max_new_tokens,
                                         num_beams=num_beams, do_sample=False, eos_token_id=eos_id,
                                         pad_token_id=pad_id, early_stopping=True if num_beams > 1 else False, **extra)
@@ -327,18 +327,20 @@ class SpeechLM(nn.Module):
         return results
 
     prefix_cache = True
-    """Beam search reads each prompt once (:meth:`_beam_prefix_cache`); False: Hugging Face's own way."""
+    """Beam search reads each prompt once (:meth:`prompt_cache`); False: Hugging Face's own way."""
 
-    def _beam_prefix_cache(self, x: torch.Tensor, mask: torch.Tensor, num_beams: int):
-        """The key/value cache of the left-padded prompts ``x`` (B, P-1, D) but their last position, each row repeated
-        ``num_beams`` times. Hugging Face's beam search copies every prompt ``num_beams`` times before reading it;
-        read once and shared, the prompt (audio and draft: most of the positions of an ASR decoding) costs a beam's
-        share. Position ids as ``generate`` counts them (from the attention mask)."""
+    def prompt_cache(self, x: torch.Tensor, mask: torch.Tensor, copies: int):
+        """The key/value cache of the left-padded prompt embeddings ``x`` (B, P, D) with attention ``mask`` (B, P), each
+        row repeated ``copies`` times: continuations read after it share one reading of the prompt. Beam search
+        passes its prompts but their last position (Hugging Face's own beam search copies every prompt
+        ``num_beams`` times before reading it; the prompt, audio and draft, is most of the positions of an ASR
+        decoding), and :mod:`jstip.evaluate.rescore` the candidates' prompt. Position ids as ``generate`` counts
+        them (from the attention mask)."""
         parts = self.decoder_and_head()
         model = parts[0] if parts is not None else self.llm
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = model(inputs_embeds=x, attention_mask=mask, position_ids=position_ids, use_cache=True).past_key_values
-        cache.batch_repeat_interleave(num_beams)
+        cache.batch_repeat_interleave(copies)
         return cache
 
     def transcribe(self, items, tokenizer, prompt_ids: list[int] | None = None, num_beams: int = 1,

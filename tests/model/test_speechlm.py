@@ -211,7 +211,7 @@ def test_greedy_batched_equals_one_by_one_and_beam_runs(tokenizer, model):
     pos = (mask.cumsum(-1) - 1).clamp(min=0)
     with torch.no_grad():
         whole = model.llm(inputs_embeds=x, attention_mask=mask, position_ids=pos).logits[:, -1]
-        cache = model._beam_prefix_cache(x[:, :-1], mask[:, :-1], 2)
+        cache = model.prompt_cache(x[:, :-1], mask[:, :-1], 2)
         step = model.llm(inputs_embeds=x[:, -1:].repeat_interleave(2, 0), attention_mask=mask.repeat_interleave(2, 0),
                          position_ids=pos[:, -1:].repeat_interleave(2, 0), past_key_values=cache).logits[:, -1]
     torch.testing.assert_close(step, whole.repeat_interleave(2, 0), atol=1e-4, rtol=1e-4)
