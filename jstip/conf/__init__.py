@@ -4,13 +4,20 @@ check of what a config must give. Light: no torch, so `jstip train --check` runs
 from __future__ import annotations
 
 
+WHOLE_MAPPINGS = ("data.weights", "data.dev_weights")
+"""Settings whose ``key={...}`` override replaces the mapping (a task mix), where Hydra would merge it into the
+config's: ``data.weights={asr: 1}`` means ASR alone, not ASR added to the config's interleaved and text shares."""
+
+
 def compose(config_name: str = "tiny", overrides: list[str] | None = None, config_dir: str | None = None):
-    """The run config: a packaged (or ``config_dir``) YAML with Hydra ``key=value`` overrides applied."""
+    """The run config: a packaged (or ``config_dir``) YAML with Hydra ``key=value`` overrides applied (a
+    :data:`WHOLE_MAPPINGS` key given a mapping is replaced, not merged; ``data.weights.text=0`` still sets one
+    share)."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    overrides = list(overrides or [])
+    overrides = [o for ov in (overrides or []) for o in _replacing(ov)]
     GlobalHydra.instance().clear()
     if config_dir:
         from pathlib import Path
@@ -22,6 +29,13 @@ def compose(config_name: str = "tiny", overrides: list[str] | None = None, confi
         init = initialize_config_module(config_module="jstip.conf", version_base=None)
     with init:
         return hydra_compose(config_name=config_name, overrides=overrides)
+
+
+def _replacing(override: str) -> list[str]:
+    key, _, value = override.partition("=")
+    if key in WHOLE_MAPPINGS and value.lstrip().startswith("{"):
+        return [f"{key}=null", override]  # null first: the mapping then replaces instead of merging
+    return [override]
 
 
 PARTS = ("encoder", "adapter", "llm")

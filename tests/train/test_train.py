@@ -222,6 +222,19 @@ def test_a_user_config_dir_can_build_on_packaged_configs(tmp_path):
     assert cfg.train.trainable == "adapter_only" and cfg.model.llm.kind == "tiny"
 
 
+def test_a_task_mix_override_replaces_the_configs_mix():
+    """``data.weights={asr: 1}`` is ASR alone: Hydra would merge it into the config's interleaved and text shares."""
+    from jstip.conf import compose
+
+    base = ["exp_dir=/tmp/unused", "data.train_cuts=unused"]
+    assert dict(compose("tiny", base + ["data.weights={asr: 1}"]).data.weights) == {"asr": 1}
+    assert dict(compose("tiny", base + ["data.dev_weights={word_il: 1}"]).data.dev_weights) == {"word_il": 1}
+    one = dict(compose("tiny", base + ["data.weights.text=0"]).data.weights)  # one share: the rest stay
+    assert one == {"asr": 0.4, "word_il": 0.15, "segment_il": 0.15, "mixed_il": 0.1, "text": 0}
+    shares = dict(compose("whisper_smollm2", base).data.weights)  # says ASR alone in its YAML: is ASR alone
+    assert {k: v for k, v in shares.items() if v} == {"asr": 1.0}
+
+
 def test_lr_schedule_warms_up_then_decays_linearly():
     from jstip.train.module import lr_lambda
 
