@@ -22,6 +22,7 @@ import torch
 
 from jstip.data.batch import IGNORE_INDEX, SpeechLMBatch
 from jstip.data.render import Rendered
+from jstip.model.config import ENCODER_MIN_EFFICIENCY
 
 
 def pack_rows(lengths: Sequence[int], max_row_tokens: int) -> list[list[int]]:
@@ -76,6 +77,43 @@ def partition_streams(lengths: Sequence[int], parts: int) -> list[list[int]]:
         else:
             lo = mid + 1
     return greedy(lo)
+
+
+def encoder_groups(lengths: Sequence[int], min_efficiency: float = ENCODER_MIN_EFFICIENCY) -> list[list[int]]:
+    """Streams grouped for separate encoder calls, so that padding wastes little: indices per group.
+
+    A group is read as ``len(group) x its longest stream``. The streams sorted by length (longest first) are split into
+    the fewest contiguous groups whose real / read samples is at least ``min_efficiency`` (for each number of groups,
+    the split that reads the fewest samples: dynamic programming). Each stream is still encoded on its own (padding is
+    masked), so the outputs are those of one padded call, at a fraction of its cost when lengths differ.
+    ``min_efficiency <= 0``: one group in the given order (one padded call).
+    """
+    n = len(lengths)
+    if n == 0:
+        return []
+    if min_efficiency <= 0:
+        return [list(range(n))]
+    order = sorted(range(n), key=lambda i: (-int(lengths[i]), i))
+    L = np.array([float(lengths[i]) for i in order])
+    budget = L.sum() / min(float(min_efficiency), 1.0) * (1 + 1e-9)
+    i_idx, j_idx = np.arange(n)[:, None], np.arange(1, n + 1)[None, :]
+    read = np.where(i_idx < j_idx, (j_idx - i_idx) * L[:, None], np.inf)  # read[i, j-1]: group order[i:j]
+    cost = np.full(n + 1, np.inf)
+    cost[0] = 0.0
+    back = []
+    while True:  # groups = len(back) + 1; at most n rounds (n groups read exactly the real samples)
+        total = cost[:-1, None] + read  # (i, j-1)
+        start = total.argmin(axis=0)
+        cost = np.concatenate([[np.inf], total[start, np.arange(n)]])
+        back.append(start)
+        if cost[n] <= budget:
+            break
+    groups, j = [], n
+    for start in reversed(back):
+        i = int(start[j - 1])
+        groups.append([order[k] for k in range(i, j)])
+        j = i
+    return groups[::-1]
 
 
 def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_id: int,
@@ -166,12 +204,16 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
     )
 
 
-def padding_efficiency(batch: SpeechLMBatch) -> dict[str, float]:
-    """Real / allocated positions: LLM side (non-padding of B x L) and encoder side (real samples of S x T)."""
+def padding_efficiency(batch: SpeechLMBatch, encoder_min_efficiency: float = ENCODER_MIN_EFFICIENCY
+                       ) -> dict[str, float]:
+    """Real / allocated positions: LLM side (non-padding of B x L) and encoder side (real samples over the samples the
+    encoder reads: its calls on :func:`encoder_groups` of the streams, as ``SpeechLM.encode_streams`` makes them;
+    ``encoder_min_efficiency=0``: one padded call over S x T)."""
     llm_real = int((batch.document_ids >= 0).sum())
     llm_alloc = int(batch.input_ids.numel())
-    enc_real = int(batch.audio_lens.sum())
-    enc_alloc = int(batch.audio.numel())
+    lens = batch.audio_lens.tolist()
+    enc_real = int(sum(lens))
+    enc_alloc = sum(len(g) * max(lens[i] for i in g) for g in encoder_groups(lens, encoder_min_efficiency))
     return {
         "llm_real": llm_real, "llm_alloc": llm_alloc, "enc_real": enc_real, "enc_alloc": enc_alloc,
         "llm": llm_real / llm_alloc if llm_alloc else 1.0,

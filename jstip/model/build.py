@@ -93,7 +93,7 @@ def build_speechlm(model_cfg, tokenizer) -> SpeechLM:
 
         first_pass = CTCFirstPass.from_folder(cfg.first_pass, encoder, llm.get_input_embeddings().weight.detach())
     return SpeechLM(encoder, adapter, llm, attention=cfg.attention, feature_cache=cfg.encoder.cache_dir,
-                    first_pass=first_pass)
+                    first_pass=first_pass, encoder_min_efficiency=cfg.encoder.min_efficiency)
 
 
 def adapter_stack(model_cfg, encoder) -> int:

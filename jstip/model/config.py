@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ENCODER_KINDS = ("nemo", "conformer", "whisper")
+ENCODER_MIN_EFFICIENCY = 0.95
+"""Default of ``model.encoder.min_efficiency`` (``jstip.data.packing.encoder_groups``)."""
 LLM_KINDS = ("tiny", "hf", "gguf")
 
 
@@ -28,6 +30,9 @@ class EncoderConfig:
             sliced to the input, several times cheaper on short utterances).
         cache_dir: frozen-encoder outputs are cached here per stream, keyed by the weights and the audio samples, so
             epochs do not pay for them again (ignored while the encoder trains). None: no cache.
+        min_efficiency: the streams of a batch are encoded in calls on groups of similar length, the fewest groups
+            in which at least this share of the samples read is real (``jstip.data.packing.encoder_groups``); 0: one
+            padded call per batch.
         n_mels ... dropout: sizes of the ``conformer`` kind.
     """
 
@@ -36,6 +41,7 @@ class EncoderConfig:
     nemo_path: str | None = None
     pad_to_30s: bool = False
     cache_dir: str | None = None
+    min_efficiency: float = ENCODER_MIN_EFFICIENCY
     n_mels: int = 80
     n_layers: int = 2
     d_model: int = 64

@@ -1,6 +1,6 @@
 """``SpeechLM``: speech encoder -> adapter -> decoder-only LLM, on the rendered batches of ``jstip.data.batch``.
 
-The speech streams of a batch are encoded in one padded encoder call; each stream's output is trimmed (or
+The speech streams of a batch are encoded in padded calls on groups of similar length; each stream's output is trimmed (or
 zero-padded) to exactly its ``stream_frames`` and the frames of all streams are scattered, in stream order, into the
 speech placeholder positions read in row-major order (the contract of ``SpeechLMBatch``). Packed rows attend only
 within their own document: a block-causal 4D mask (CPU, SDPA/eager), or the per-document ``position_ids`` alone with
@@ -17,6 +17,8 @@ from torch import nn
 
 from jstip.audio import num_frames, samples_per_frame
 from jstip.data.batch import IGNORE_INDEX, SpeechLMBatch
+from jstip.data.packing import encoder_groups
+from jstip.model.config import ENCODER_MIN_EFFICIENCY
 
 
 def block_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
@@ -49,6 +51,7 @@ class SpeechLM(nn.Module):
             resets: flash-attention varlen), ``flex`` (a document block mask run by ``flex_attention``:
             :mod:`jstip.model.flex`), or ``auto`` (``position_ids`` with flash attention; else ``flex`` on a GPU and
             ``mask`` on a CPU).
+        encoder_min_efficiency: ``model.encoder.min_efficiency`` (:meth:`encode_streams`; 0: one padded call).
     """
 
     @classmethod
@@ -60,7 +63,8 @@ class SpeechLM(nn.Module):
         return load_exported(path)[0]
 
     def __init__(self, encoder: nn.Module, adapter: nn.Module, llm: nn.Module, attention: str = "auto",
-                 feature_cache: str | None = None, first_pass: nn.Module | None = None) -> None:
+                 feature_cache: str | None = None, first_pass: nn.Module | None = None,
+                 encoder_min_efficiency: float = ENCODER_MIN_EFFICIENCY) -> None:
         super().__init__()
         self.encoder = encoder
         self.adapter = adapter
@@ -75,6 +79,7 @@ class SpeechLM(nn.Module):
             use_flex(llm)
         self.feature_cache_dir = feature_cache
         self._cache = None
+        self.encoder_min_efficiency = encoder_min_efficiency
 
     @property
     def frame_shift(self) -> float:
@@ -96,24 +101,21 @@ class SpeechLM(nn.Module):
     # Speech ---------------------------------------------------------------------------------------------------------
     def encode_streams(self, audio: torch.Tensor, audio_lens: torch.Tensor,
                        stream_frames: torch.Tensor) -> torch.Tensor:
-        """All streams in one padded encoder call.
-
-        Args:
-            audio: (S, T) float32 at 16 kHz, audio_lens: (S,), stream_frames: (S,) frames wanted per stream.
-
-        Returns:
-            (sum(stream_frames), D_llm): stream 0's frames, then stream 1's, ... each trimmed or zero-padded at its
-            end to exactly ``stream_frames[s]``.
-        """
-        feats, lens = self.encoder_features(audio, audio_lens)
-        out, out_lens = self.adapter(feats, lens)  # (S, T_llm, D_llm)
-        pieces = []
-        for s, n in enumerate(stream_frames.tolist()):
-            piece = out[s, :min(n, out.shape[1])]
-            if piece.shape[0] < n:
-                piece = torch.cat([piece, piece.new_zeros(n - piece.shape[0], piece.shape[1])])
-            pieces.append(piece)
-        return torch.cat(pieces) if pieces else out.new_zeros(0, out.shape[-1])
+        """Streams (S >= 1) -> frames: audio (S, T) float32 at 16 kHz, audio_lens (S,), stream_frames (S,) frames
+        wanted per stream -> (sum(stream_frames), D_llm), stream 0's frames, then stream 1's, ..., each trimmed or
+        zero-padded at its end to exactly ``stream_frames[s]``. Encoded in padded calls on groups of similar length
+        (:func:`encoder_groups`: at least ``encoder_min_efficiency`` of the samples read are real); padding is masked,
+        so a stream's frames do not depend on its group."""
+        lens, want = audio_lens.tolist(), stream_frames.tolist()
+        pieces: list = [None] * len(lens)
+        for group in encoder_groups(lens, self.encoder_min_efficiency):
+            idx = torch.tensor(group, dtype=torch.long, device=audio.device)
+            feats, flen = self.encoder_features(audio[idx, :max(lens[s] for s in group)], audio_lens[idx])
+            out, _ = self.adapter(feats, flen)  # (S_group, T_llm, D_llm)
+            for j, s in enumerate(group):
+                piece = out[j, :min(want[s], out.shape[1])]
+                pieces[s] = torch.cat([piece, piece.new_zeros(want[s] - piece.shape[0], piece.shape[1])])
+        return torch.cat(pieces)
 
     def encoder_features(self, audio: torch.Tensor, audio_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, T_enc, D_enc) encoder frames and their lengths, from the feature cache when there is one."""

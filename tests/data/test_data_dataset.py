@@ -21,7 +21,7 @@ from jstip.data.dataset import (
     read_text_sources,
     set_epoch,
 )
-from jstip.data.packing import collate, pack_rows, padding_efficiency
+from jstip.data.packing import collate, encoder_groups, pack_rows, padding_efficiency
 from jstip.data.render import Rendered
 
 SPF = samples_per_frame()
@@ -242,6 +242,45 @@ def test_balanced_rows_use_the_fewest_rows():
     assert len(rows) <= -(-sum(lengths) // 1024) + 1
     assert sum(loads) / (len(rows) * max(loads)) > 0.9
     assert sorted(i for r in rows for i in r) == list(range(60))
+
+
+def _read(lengths, groups):
+    return sum(len(g) * max(lengths[i] for i in g) for g in groups)
+
+
+@pytest.mark.parametrize("target", [0.5, 0.9, 0.95, 0.99, 1.0])
+def test_encoder_groups_are_the_fewest_that_reach_the_efficiency(target):
+    """Every stream in exactly one group; real / read >= target; no split of the sorted streams into fewer groups
+    reaches it (brute force over every contiguous split of up to 9 streams)."""
+    import itertools
+    import random as _r
+
+    rng = _r.Random(int(target * 100))
+    for _ in range(20):
+        lengths = [rng.randint(1, 40) * 1280 for _ in range(rng.randint(1, 9))]
+        groups = encoder_groups(lengths, target)
+        assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+        assert sum(lengths) / _read(lengths, groups) >= target - 1e-12
+        ordered = sorted(lengths, reverse=True)
+        best = min(k + 1 for k in range(len(ordered)) for cuts in itertools.combinations(range(1, len(ordered)), k)
+                   if sum(ordered) / sum((b - a) * ordered[a] for a, b in zip((0,) + cuts, cuts + (len(ordered),)))
+                   >= target - 1e-12)
+        assert len(groups) == best, (lengths, groups)
+
+
+def test_encoder_groups_zero_is_one_padded_call_and_efficiency_counts_the_groups():
+    lengths = [30 * 1280, 4 * 1280, 29 * 1280, 5 * 1280]
+    assert encoder_groups(lengths, 0) == [[0, 1, 2, 3]]
+    assert encoder_groups(lengths, 0.9) == [[0, 2], [3, 1]]
+    assert encoder_groups([], 0.95) == []
+    docs = [Rendered([7] * (n + 2), [IGNORE_INDEX] * (n + 2), [False] + [True] * n + [False], spans=[(0.0, n * 0.08)],
+                     span_frames=[n], example_id=f"d{i}", task="asr") for i, n in enumerate([30, 4, 29, 5])]
+    streams = [np.ones(n * SPF, dtype=np.float32) for n in (30, 4, 29, 5)]
+    batch = collate(docs, streams, pad_id=0, max_row_tokens=None)
+    one_call = padding_efficiency(batch, encoder_min_efficiency=0)
+    assert one_call["enc_alloc"] == batch.audio.numel() and one_call["encoder"] == 68 / 120
+    grouped = padding_efficiency(batch)
+    assert grouped["enc_real"] == 68 * SPF and grouped["encoder"] >= 0.95
 
 
 def test_token_cache_matches_the_tokenizer(tts_cuts, tokenizer):

@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from jstip.audio import samples_per_frame
 from jstip.data.packing import collate
 from jstip.model.speechlm import SpeechLM, block_causal_mask
 
@@ -78,6 +79,30 @@ def test_real_encoder_frames_land_in_order(renderer, model):
             alone = model.encode_streams(batch.audio[s:s + 1, :T], batch.audio_lens[s:s + 1], batch.stream_frames[s:s + 1])
         torch.testing.assert_close(alone, frames[start:start + n], atol=1e-5, rtol=1e-4)
         start += n
+
+
+def test_grouped_encoder_calls_equal_one_padded_call(renderer, model):
+    """Streams of very different lengths: encoded in groups of similar length (the default) or in one padded call,
+    the frames are the same (padding is masked), and the grouped calls read fewer samples."""
+    from jstip.data.packing import encoder_groups
+
+    frames = torch.tensor([40, 3, 37, 6, 21])
+    lens = frames * samples_per_frame(model.frame_shift)
+    audio = torch.randn(len(lens), int(lens.max()), generator=torch.Generator().manual_seed(0)) * 0.1
+    audio[torch.arange(audio.shape[1])[None, :] >= lens[:, None]] = 0.0
+    assert len(encoder_groups(lens.tolist(), model.encoder_min_efficiency)) > 1
+    was_training, target = model.training, model.encoder_min_efficiency
+    model.eval()
+    try:
+        with torch.no_grad():
+            grouped = model.encode_streams(audio, lens, frames)
+            model.encoder_min_efficiency = 0.0
+            padded = model.encode_streams(audio, lens, frames)
+    finally:
+        model.train(was_training)
+        model.encoder_min_efficiency = target
+    assert grouped.shape == (int(frames.sum()), padded.shape[1])
+    torch.testing.assert_close(grouped, padded, atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("frames", [1, 2, 3, 7, 12, 25, 40])
