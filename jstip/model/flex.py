@@ -1,4 +1,5 @@
-"""Document-masked attention without flash-attn: PyTorch's ``flex_attention`` with a block mask from document ids.
+"""Document-masked attention for packed rows: the dense block-causal mask (:func:`block_causal_mask`) and, without
+flash-attn, PyTorch's ``flex_attention`` with a block mask from document ids.
 
 Packed rows hold several documents that must not attend to each other. Flash-attn's variable-length kernels do that
 from position resets (``attention: position_ids``); without flash-attn the default is a dense 4D mask
@@ -21,9 +22,20 @@ import torch
 NAME = "jstip_flex"
 
 
+def block_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
+    """(B, L) document ids (-1 = padding) -> (B, 1, L, L) bool, True where query i may attend to key j: same document
+    and j <= i. A padding position attends to itself only (a row with no allowed key would give NaN)."""
+    B, L = document_ids.shape
+    same = document_ids[:, :, None] == document_ids[:, None, :]  # (B, L, L)
+    causal = torch.ones(L, L, dtype=torch.bool, device=document_ids.device).tril()
+    allowed = same & causal & (document_ids[:, :, None] >= 0)
+    allowed |= torch.eye(L, dtype=torch.bool, device=document_ids.device)
+    return allowed[:, None]
+
+
 def document_block_mask(document_ids: torch.Tensor):
     """(B, L) document ids (-1 = padding) -> a ``BlockMask``: query i attends key j when both are in the same document
-    and j <= i; a padding position attends to itself only (as :func:`jstip.model.speechlm.block_causal_mask`)."""
+    and j <= i; a padding position attends to itself only (as :func:`block_causal_mask`)."""
     from torch.nn.attention.flex_attention import create_block_mask
 
     docs = document_ids
@@ -82,3 +94,17 @@ def use_flex(llm) -> None:
         llm.set_attn_implementation(NAME)
     else:  # older transformers
         llm.config._attn_implementation = NAME
+
+
+def try_flex(llm) -> bool:
+    """Switch ``llm`` to flex attention when it takes another attention implementation; a model that refuses keeps
+    its own. Returns whether the switch took."""
+    before = getattr(llm.config, "_attn_implementation", None)
+    try:
+        use_flex(llm)
+        ok = getattr(llm.config, "_attn_implementation", None) == NAME
+    except Exception:  # noqa: BLE001 -- a model that refuses: keep the mask path
+        ok = False
+    if not ok and before is not None:
+        llm.config._attn_implementation = before
+    return ok

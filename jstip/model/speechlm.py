@@ -18,18 +18,8 @@ from torch import nn
 from jstip.audio import num_frames, samples_per_frame
 from jstip.data.batch import IGNORE_INDEX, SpeechLMBatch
 from jstip.data.packing import encoder_groups
+from jstip.model.flex import block_causal_mask
 from jstip.model.config import ENCODER_MIN_EFFICIENCY
-
-
-def block_causal_mask(document_ids: torch.Tensor) -> torch.Tensor:
-    """(B, L) document ids (-1 = padding) -> (B, 1, L, L) bool, True where query i may attend to key j: same document
-    and j <= i. A padding position attends to itself only (a row with no allowed key would give NaN)."""
-    B, L = document_ids.shape
-    same = document_ids[:, :, None] == document_ids[:, None, :]  # (B, L, L)
-    causal = torch.ones(L, L, dtype=torch.bool, device=document_ids.device).tril()
-    allowed = same & causal & (document_ids[:, :, None] >= 0)
-    allowed |= torch.eye(L, dtype=torch.bool, device=document_ids.device)
-    return allowed[:, None]
 
 
 @dataclass
@@ -101,28 +91,39 @@ class SpeechLM(nn.Module):
     # Speech ---------------------------------------------------------------------------------------------------------
     def encode_streams(self, audio: torch.Tensor, audio_lens: torch.Tensor,
                        stream_frames: torch.Tensor) -> torch.Tensor:
-        """Streams (S >= 1) -> frames: audio (S, T) float32 at 16 kHz, audio_lens (S,), stream_frames (S,) frames
-        wanted per stream -> (sum(stream_frames), D_llm), stream 0's frames, then stream 1's, ..., each trimmed or
-        zero-padded at its end to exactly ``stream_frames[s]``. Encoded in padded calls on groups of similar length
-        (:func:`encoder_groups`: at least ``encoder_min_efficiency`` of the samples read are real); padding is masked,
-        so a stream's frames do not depend on its group."""
-        lens, want = audio_lens.tolist(), stream_frames.tolist()
-        pieces: list = [None] * len(lens)
-        for group in encoder_groups(lens, self.encoder_min_efficiency):
-            idx = torch.tensor(group, dtype=torch.long, device=audio.device)
-            feats, flen = self.encoder_features(audio[idx, :max(lens[s] for s in group)], audio_lens[idx])
-            out, _ = self.adapter(feats, flen)  # (S_group, T_llm, D_llm)
-            for j, s in enumerate(group):
-                piece = out[j, :min(want[s], out.shape[1])]
-                pieces[s] = torch.cat([piece, piece.new_zeros(want[s] - piece.shape[0], piece.shape[1])])
-        return torch.cat(pieces)
+        """Streams -> frames: audio (S, T) float32 at 16 kHz, audio_lens (S,), stream_frames (S,) frames wanted per
+        stream -> (sum(stream_frames), D_llm), stream 0's frames, then stream 1's, ..., each trimmed or zero-padded at
+        its end to exactly ``stream_frames[s]``."""
+        feats, lens = self.encoder_features(audio, audio_lens)
+        out, _ = self.adapter(feats, lens)  # (S, T_llm, D_llm): one call (the adapter is light; calls cost)
+        pieces = []
+        for s, n in enumerate(stream_frames.tolist()):
+            piece = out[s, :min(n, out.shape[1])]
+            pieces.append(torch.cat([piece, piece.new_zeros(n - piece.shape[0], piece.shape[1])]))
+        return torch.cat(pieces) if pieces else out.new_zeros(0, out.shape[-1])
 
     def encoder_features(self, audio: torch.Tensor, audio_lens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(S, T_enc, D_enc) encoder frames and their lengths, from the feature cache when there is one."""
+        """(S, T_enc, D_enc) encoder frames (zero past each length) and their lengths, from the feature cache when
+        there is one. The encoder reads the streams in calls on groups of similar length (:func:`encoder_groups`: at
+        least ``encoder_min_efficiency`` of the samples read are real); padding is masked, so a stream's frames do
+        not depend on its group."""
         cache = self.feature_cache()
-        if cache is not None:
-            return cache.encode(self.encoder, audio, audio_lens)
-        return self.encoder(audio, audio_lens)
+
+        def encode(a, n):
+            return cache.encode(self.encoder, a, n) if cache is not None else self.encoder(a, n)
+
+        lens = audio_lens.tolist()
+        groups = encoder_groups(lens, self.encoder_min_efficiency)
+        if len(groups) <= 1:
+            return encode(audio, audio_lens)
+        frames: list = [None] * len(lens)
+        for group in groups:
+            idx = torch.tensor(group, dtype=torch.long, device=audio.device)
+            feats, flen = encode(audio[idx, :max(lens[s] for s in group)], audio_lens[idx])
+            for j, n in enumerate(flen.tolist()):
+                frames[group[j]] = feats[j, :n]
+        out_lens = torch.tensor([f.shape[0] for f in frames], dtype=torch.long, device=audio.device)
+        return nn.utils.rnn.pad_sequence(frames, batch_first=True), out_lens
 
     @torch.no_grad()
     def hypotheses(self, audios: list, batch_size: int = 8, log_probs: bool = False) -> list:
@@ -198,19 +199,11 @@ class SpeechLM(nn.Module):
         return {"attention_mask": mask, "position_ids": batch.position_ids}
 
     def _flex_possible(self) -> bool:
-        """Whether the LLM can switch to flex attention: checked once, by switching it (and switching back when the
-        switch did not take)."""
+        """Whether the LLM can switch to flex attention: checked once, by switching it (:func:`try_flex`)."""
         if not hasattr(self, "_flex_ok"):
-            from jstip.model.flex import NAME, use_flex
+            from jstip.model.flex import try_flex
 
-            before = getattr(self.llm.config, "_attn_implementation", None)
-            try:
-                use_flex(self.llm)
-                self._flex_ok = getattr(self.llm.config, "_attn_implementation", None) == NAME
-            except Exception:  # noqa: BLE001 -- a model that refuses: keep the mask path
-                self._flex_ok = False
-            if not self._flex_ok and before is not None:
-                self.llm.config._attn_implementation = before
+            self._flex_ok = try_flex(self.llm)
         return self._flex_ok
 
     def decoder_and_head(self):
