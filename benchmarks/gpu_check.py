@@ -9,8 +9,8 @@
    difference at the documents' positions;
 3. ddp, fsdp: ``jstip train`` on the tiny config for two steps on one GPU with ``trainer.strategy=ddp`` and ``fsdp``.
 
-NeMo SALM at these sizes is not built (``benchmarks/train_throughput.py`` builds it only for its tiny model): the
-summary says so rather than print a number.
+The throughput check also times NeMo SALM built from the same parts on the same cuts (``salm_baseline.py``): our
+ASR step time over SALM's, with SALM encoding every step as NeMo does, and reading our feature cache.
 
     python benchmarks/gpu_check.py --out /tmp/gpu-check          # on the GPU machine (about 4-6 minutes on an H100)
     python benchmarks/gpu_check.py --dry-run --out /tmp/gpu-dry   # on a CPU: the same steps at toy sizes, fp32
@@ -54,7 +54,7 @@ def throughput(corpus: Path, work: Path, dry: bool) -> dict:
     args = [sys.executable, str(HERE / "train_throughput.py"), "--cuts", str(corpus / "train" / "cuts.jsonl.gz"),
             "--flops", "--out", str(work / "throughput.json"), "--rounds", "1" if dry else "2"]
     if dry:
-        args += ["--no-salm", "--max-row-tokens", "256", "--threads", "2", "--max-batches", "2"]
+        args += ["--max-row-tokens", "256", "--threads", "2", "--max-batches", "2"]
     else:
         args += ["--preset", "smollm2-whisper-base", "--device", "cuda", "--dtype", "bf16", "--max-row-tokens", "2048"]
     run = subprocess.run(args, capture_output=True, text=True)
@@ -66,12 +66,14 @@ def throughput(corpus: Path, work: Path, dry: bool) -> dict:
             "asr_tokens_per_s": round(r["asr"]["tokens_per_s"]),
             "interleaved_tokens_per_s": round(r["interleaved"]["tokens_per_s"]),
             "interleaved_over_asr": round(r["interleaved_over_asr_tokens_per_s"], 3),
-            "llm_padding": round(r["asr"]["llm_padding_efficiency"], 3),
-            "encoder_padding_interleaved": round(r["encoding"]["concat"]["padding_efficiency"], 3),
+            "padding": {f"{side}_{kind}": round(r["padding"][kind][side], 3) for kind in ("asr", "interleaved")
+                        for side in ("llm", "encoder")},
             "achieved_tflops": round(f["achieved_tflops"], 3), "mfu": None if f["mfu"] is None else round(f["mfu"], 4),
             "peak": f["peak_source"], "forward_gflops_by_part": {k: round(v / 1e9, 1) for k, v in
                                                                   f["forward_by_part"].items()},
-            "peak_memory_mb": r["peak_rss_mb"]}
+            "peak_memory_mb": r["memory"].get("peak_gpu_mb", r["memory"]["peak_rss_mb"]),
+            "salm": {k: (round(r[f"ours_asr_over_{k}_step_time"], 3) if f"ours_asr_over_{k}_step_time" in r
+                         else r[k].get("error")) for k in ("salm", "salm_cached") if k in r}}
 
 
 def packing(corpus: Path, work: Path, dry: bool) -> dict:
@@ -98,7 +100,7 @@ def packing(corpus: Path, work: Path, dry: bool) -> dict:
         sys.path.insert(0, str(HERE))
         from train_throughput import build_preset
 
-        model, tokenizer, render = build_preset("smollm2-whisper-base", CutSet.from_cuts(cuts), work / "preset")
+        model, tokenizer, render, _ = build_preset("smollm2-whisper-base", CutSet.from_cuts(cuts), work / "preset")
     model = model.to(device).eval()
     dataset = SpeechLMDataset(tokenizer, DataConfig(weights={"asr": 1.0, "word_il": 1.0, "segment_il": 1.0},
                                                     render=render), epoch=0, seed=0)
@@ -174,8 +176,6 @@ def main() -> int:
         summary["checks"]["fsdp"] = {"status": "not run", "why": "FSDP needs a GPU (a dry run on the CPU skips it)"}
     else:
         checks.append(("fsdp", lambda: train_smoke(corpus, work, "fsdp", dry)))
-    summary["checks"]["salm"] = {"status": "not run", "why": "NeMo SALM is not built from Whisper + SmolLM2 "
-                                 "(train_throughput.py builds it for its tiny model only)"}
     for name, check in checks:
         t = time.perf_counter()
         try:
@@ -202,8 +202,10 @@ def print_summary(s: dict) -> None:
         mfu = "n/a (no peak for a CPU)" if t["mfu"] is None else f"{100 * t['mfu']:.1f}%"
         print(f"throughput  {t['model']} {t['dtype']}, {t['row_tokens']}-token rows: ASR {t['asr_tokens_per_s']} "
               f"tokens/s, interleaved {t['interleaved_tokens_per_s']} ({t['interleaved_over_asr']}x); "
-              f"{t['achieved_tflops']} TFLOP/s, MFU {mfu} [{t['peak']}]; padding LLM {t['llm_padding']}, encoder "
-              f"(interleaved) {t['encoder_padding_interleaved']}; forward GFLOPs {t['forward_gflops_by_part']}")
+              f"{t['achieved_tflops']} TFLOP/s, MFU {mfu} [{t['peak']}]; padding {t['padding']}; forward GFLOPs "
+              f"{t['forward_gflops_by_part']}; peak memory {t['peak_memory_mb']} MB")
+        print(f"salm        our ASR step time over NeMo SALM's on the same cuts and parts: {t['salm']} "
+              "(salm: SALM encodes every step; salm_cached: reads our feature cache)")
     p = c.get("packing", {})
     if p.get("status") == "ok":
         print(f"packing     {p['attention']}, {p['dtype']}: packed vs alone max |diff| {p['max_abs_diff']:.3g} "

@@ -73,14 +73,15 @@ def _time_batch(run, k: int) -> None:
 def _summary(run) -> dict:
     from jstip.data.packing import padding_efficiency
 
-    totals = dict(llm_real=0, llm_alloc=0, enc_real=0, enc_alloc=0)
+    totals = dict(llm_real=0, llm_alloc=0, enc_real=0, enc_alloc=0, enc_one_call=0)
     rows = docs = 0
     for cb in run["batches"]:
         batch = run["ds"][cb]
         batch.validate()
         eff = padding_efficiency(batch)
-        for k in totals:
+        for k in ("llm_real", "llm_alloc", "enc_real", "enc_alloc"):
             totals[k] += eff[k]
+        totals["enc_one_call"] += padding_efficiency(batch, encoder_min_efficiency=0)["enc_alloc"]
         rows += batch.input_ids.shape[0]
         docs += len(batch.example_ids)
     # Per batch, the fastest of the repeats (the least disturbed by other processes), summed over the epoch.
@@ -93,6 +94,7 @@ def _summary(run) -> dict:
         "cpu_seconds": round(cpu, 4), "batches_per_cpu_s": round(len(run["batches"]) / cpu, 2),
         "llm_eff": round(totals["llm_real"] / totals["llm_alloc"], 4),
         "enc_eff": round(totals["enc_real"] / totals["enc_alloc"], 4) if totals["enc_alloc"] else 1.0,
+        "enc_eff_one_call": round(totals["enc_real"] / totals["enc_one_call"], 4) if totals["enc_one_call"] else 1.0,
         "stream_per": run["stream_per"], "packing": run["packing"],
     }
 
@@ -155,7 +157,8 @@ def main() -> None:
     print(f"padding efficiency with packing: LLM >= {min(r['llm_eff'] for r in runs if r['packing']):.3f}; encoder "
           f">= {min(r['enc_eff'] for r in packed):.3f} with streams per row/packed, "
           f">= {min(r['enc_eff'] for r in runs if r['stream_per'] == 'document'):.3f} with one stream per document "
-          "(target >= 0.90)")
+          f"in the model's grouped encoder calls (>= {min(r['enc_eff_one_call'] for r in runs):.3f} in one padded call "
+          "per batch) (target >= 0.95)")
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=1))
 

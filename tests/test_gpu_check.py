@@ -30,6 +30,8 @@ def test_gpu_check_dry_run_runs_every_check_and_prints_one_summary(mini_corpus, 
     p = checks["packing"]
     assert p["status"] == "ok" and p["documents"] >= 2 and p["max_abs_diff"] < 1e-4
     assert checks["ddp"]["status"] == "ok" and checks["ddp"]["steps"] == 2 and checks["ddp"]["checkpoint"]
-    assert checks["fsdp"]["status"] == "not run" and checks["salm"]["status"] == "not run"
+    assert checks["fsdp"]["status"] == "not run"
+    assert t["salm"]["salm"] > 0 and set(t["padding"]) == {"llm_asr", "encoder_asr", "llm_interleaved",
+                                                            "encoder_interleaved"}
     for line in ("throughput", "packing", "ddp", "fsdp", "salm"):
         assert any(x.startswith(line) for x in run.stdout.splitlines()), line

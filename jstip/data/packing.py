@@ -9,7 +9,8 @@ streams of the documents of one row; ``packed`` joins consecutive documents' str
 rows with speech, balanced in length (``partition_streams``). Streams are always in the row-major order of their
 placeholders (the scatter order of ``jstip.data.batch``), so the model scatters them the same way in every mode. In
 ``row`` and ``packed`` modes the encoder attends across the utterances of one stream (never across text of the same
-utterance: a stream still holds speech spans only, and no utterance appears twice in a batch).
+utterance: a stream still holds speech spans only, and no utterance appears twice in a batch). However streams are
+formed, the model reads them in calls on groups of similar length (``encoder_groups``), not in one padded call.
 """
 
 from __future__ import annotations

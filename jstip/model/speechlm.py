@@ -41,7 +41,7 @@ class SpeechLM(nn.Module):
             resets: flash-attention varlen), ``flex`` (a document block mask run by ``flex_attention``:
             :mod:`jstip.model.flex`), or ``auto`` (``position_ids`` with flash attention; else ``flex`` on a GPU and
             ``mask`` on a CPU).
-        encoder_min_efficiency: ``model.encoder.min_efficiency`` (:meth:`encode_streams`; 0: one padded call).
+        encoder_min_efficiency: ``model.encoder.min_efficiency`` (:meth:`encoder_features`; 0: one padded call).
     """
 
     @classmethod
