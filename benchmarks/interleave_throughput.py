@@ -72,13 +72,14 @@ def _time_batch(run, k: int) -> None:
 
 def _summary(run) -> dict:
     from jstip.data.packing import padding_efficiency
+    from jstip.model.config import EncoderConfig
 
     totals = dict(llm_real=0, llm_alloc=0, enc_real=0, enc_alloc=0, enc_one_call=0)
     rows = docs = 0
     for cb in run["batches"]:
         batch = run["ds"][cb]
         batch.validate()
-        eff = padding_efficiency(batch)
+        eff = padding_efficiency(batch, EncoderConfig.min_efficiency)  # the model's grouped encoder calls
         for k in ("llm_real", "llm_alloc", "enc_real", "enc_alloc"):
             totals[k] += eff[k]
         totals["enc_one_call"] += padding_efficiency(batch, encoder_min_efficiency=0)["enc_alloc"]

@@ -23,7 +23,6 @@ import torch
 
 from jstip.data.batch import IGNORE_INDEX, SpeechLMBatch
 from jstip.data.render import Rendered
-from jstip.model.config import ENCODER_MIN_EFFICIENCY
 
 
 def pack_rows(lengths: Sequence[int], max_row_tokens: int) -> list[list[int]]:
@@ -80,7 +79,7 @@ def partition_streams(lengths: Sequence[int], parts: int) -> list[list[int]]:
     return greedy(lo)
 
 
-def encoder_groups(lengths: Sequence[int], min_efficiency: float = ENCODER_MIN_EFFICIENCY) -> list[list[int]]:
+def encoder_groups(lengths: Sequence[int], min_efficiency: float) -> list[list[int]]:
     """Streams grouped for separate encoder calls, so that padding wastes little: indices per group.
 
     A group is read as ``len(group) x its longest stream``. The streams sorted by length (longest first) are split into
@@ -205,11 +204,10 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
     )
 
 
-def padding_efficiency(batch: SpeechLMBatch, encoder_min_efficiency: float = ENCODER_MIN_EFFICIENCY
-                       ) -> dict[str, float]:
+def padding_efficiency(batch: SpeechLMBatch, encoder_min_efficiency: float = 0.0) -> dict[str, float]:
     """Real / allocated positions: LLM side (non-padding of B x L) and encoder side (real samples over the samples the
-    encoder reads: its calls on :func:`encoder_groups` of the streams, as ``SpeechLM.encode_streams`` makes them;
-    ``encoder_min_efficiency=0``: one padded call over S x T)."""
+    encoder reads: one padded call over S x T, or with ``encoder_min_efficiency`` (the model's
+    ``model.encoder.min_efficiency``) its calls on :func:`encoder_groups` of the streams, as the model makes them)."""
     llm_real = int((batch.document_ids >= 0).sum())
     llm_alloc = int(batch.input_ids.numel())
     lens = batch.audio_lens.tolist()

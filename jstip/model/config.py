@@ -10,8 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 ENCODER_KINDS = ("nemo", "conformer", "whisper")
-ENCODER_MIN_EFFICIENCY = 0.95
-"""Default of ``model.encoder.min_efficiency`` (``jstip.data.packing.encoder_groups``)."""
 LLM_KINDS = ("tiny", "hf", "gguf")
 
 
@@ -41,7 +39,7 @@ class EncoderConfig:
     nemo_path: str | None = None
     pad_to_30s: bool = False
     cache_dir: str | None = None
-    min_efficiency: float = ENCODER_MIN_EFFICIENCY
+    min_efficiency: float = 0.95
     n_mels: int = 80
     n_layers: int = 2
     d_model: int = 64

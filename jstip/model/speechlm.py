@@ -19,7 +19,7 @@ from jstip.audio import num_frames, samples_per_frame
 from jstip.data.batch import IGNORE_INDEX, SpeechLMBatch
 from jstip.data.packing import encoder_groups
 from jstip.model.flex import block_causal_mask
-from jstip.model.config import ENCODER_MIN_EFFICIENCY
+from jstip.model.config import EncoderConfig
 
 
 @dataclass
@@ -54,7 +54,7 @@ class SpeechLM(nn.Module):
 
     def __init__(self, encoder: nn.Module, adapter: nn.Module, llm: nn.Module, attention: str = "auto",
                  feature_cache: str | None = None, first_pass: nn.Module | None = None,
-                 encoder_min_efficiency: float = ENCODER_MIN_EFFICIENCY) -> None:
+                 encoder_min_efficiency: float = EncoderConfig.min_efficiency) -> None:
         super().__init__()
         self.encoder = encoder
         self.adapter = adapter
