@@ -353,13 +353,14 @@ class TrainCuts:
 
         world, rank = int(world_size or 1), int(rank or 0)
         parts = []
-        for source in self.sources:
+        for i, source in enumerate(self.sources):
             if source.shar:  # shards in a fresh order every epoch, dealt round-robin to the ranks
                 if len(source.files) < world:
                     raise ValueError(f"{source.name} has {len(source.files)} shard(s) for {world} ranks: every rank "
                                      "reads its own shards; export it again with a smaller --shard-size")
                 order = list(range(len(source.files)))
-                random.Random(f"shar|{seed}|{epoch}|{source.name}").shuffle(order)
+                # Seeded by the source's place in data.train_cuts, not its path: the same deal wherever the data lives.
+                random.Random(f"shar|{seed}|{epoch}|{i}").shuffle(order)
                 parts.append(_Stream([source.files[i] for i in order[rank::world]]))
             else:
                 parts.append(_Stream(source.files, world, rank))

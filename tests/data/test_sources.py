@@ -109,6 +109,12 @@ def test_shar_ranks_read_different_shards_and_every_cut_once_per_epoch(shar_dir,
         deals.append(tuple(sorted(map(str, shards[0]))))
         assert per_rank[0][0].load_audio().shape[1] > 0  # the audio comes from the shard's tar
     assert len(set(deals)) > 1  # a fresh deal of the shards every epoch
+    moved = shar_dir.parent / "moved_elsewhere"  # the same deal wherever the data lives (was seeded by the path)
+    moved.symlink_to(shar_dir, target_is_directory=True)
+    again = TrainCuts.open(moved)
+    for epoch in (0, 1, 2):
+        got = {Path(str(x)).name for x in {c.shard_origin for c in again.epoch(epoch, seed=0, world_size=2, rank=0)}}
+        assert got == {Path(str(x)).name for x in deals[epoch]}
     with pytest.raises(ValueError, match="smaller --shard-size"):
         cuts.epoch(0, 0, world_size=len(cuts.sources[0].files) + 1, rank=0)
 
