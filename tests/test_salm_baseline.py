@@ -48,7 +48,8 @@ def test_salm_from_our_parts_trains_what_ours_trains(mini_corpus, tmp_path):
     q_ours = next(p for n, p in model.llm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
     q_salm = next(p for n, p in salm.llm.named_parameters() if n.endswith("q_proj.base_layer.weight"))
     assert torch.equal(q_ours, q_salm)
-    assert torch.equal(salm.embed_tokens.weight, model.llm.get_input_embeddings().weight[:salm.embed_tokens.num_embeddings])
+    ours_embed = model.llm.get_input_embeddings().weight
+    assert torch.equal(salm.embed_tokens.weight, ours_embed[:salm.embed_tokens.num_embeddings])
     assert salm.perception.encoder.inner is model.encoder and salm.perception.modality_adapter.inner is model.adapter
 
     settings = {"max_duration": 20.0, "max_row_tokens": 512, "pad_to_multiple": 8, "bucketing": False}

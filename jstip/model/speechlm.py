@@ -1,10 +1,10 @@
 """``SpeechLM``: speech encoder -> adapter -> decoder-only LLM, on the rendered batches of ``jstip.data.batch``.
 
-The speech streams of a batch are encoded in padded calls on groups of similar length; each stream's output is trimmed (or
-zero-padded) to exactly its ``stream_frames`` and the frames of all streams are scattered, in stream order, into the
-speech placeholder positions read in row-major order (the contract of ``SpeechLMBatch``). Packed rows attend only
-within their own document: a block-causal 4D mask (CPU, SDPA/eager), or the per-document ``position_ids`` alone with
-flash attention, which Hugging Face turns into variable-length attention.
+The speech streams of a batch are encoded in padded calls on groups of similar length; each stream's output is
+trimmed (or zero-padded) to exactly its ``stream_frames`` and the frames of all streams are scattered, in stream
+order, into the speech placeholder positions read in row-major order (the contract of ``SpeechLMBatch``). Packed rows
+attend only within their own document: a block-causal 4D mask (CPU, SDPA/eager), or the per-document ``position_ids``
+alone with flash attention, which Hugging Face turns into variable-length attention.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from torch import nn
 from jstip.audio import num_frames, samples_per_frame
 from jstip.data.batch import IGNORE_INDEX, SpeechLMBatch
 from jstip.data.packing import encoder_groups
-from jstip.model.flex import block_causal_mask
 from jstip.model.config import EncoderConfig
+from jstip.model.flex import block_causal_mask
 
 
 @dataclass
