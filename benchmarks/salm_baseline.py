@@ -22,9 +22,9 @@ from torch import nn
 class SALMAdapter(nn.Module):
     """A speech adapter behind the modality-adapter interface of SALM's perception module ((B, D, T) in and out)."""
 
-    def __init__(self, inner: nn.Module, stack: int) -> None:
+    def __init__(self, inner: nn.Module) -> None:
         super().__init__()
-        self.subsampling_factor = stack
+        self.subsampling_factor = int(getattr(inner, "stack", 1))
         self.inner = inner
 
     def forward(self, audio_signal, length):
@@ -62,7 +62,7 @@ def _unwrap(llm):
     return llm.get_base_model() if hasattr(llm, "get_base_model") else llm
 
 
-def build_salm(llm, tokenizer, work: Path, adapter: nn.Module, stack: int, enc_cfg: dict | None = None,
+def build_salm(llm, tokenizer, work: Path, adapter: nn.Module, enc_cfg: dict | None = None,
                encoder: nn.Module | None = None, lora: dict | None = None):
     """A SALM of our LLM (weights copied), ``adapter`` as its modality adapter, and either a NeMo Conformer of
     ``enc_cfg``'s sizes with SALM's own preprocessor, or ``encoder`` (raw audio in, :class:`SALMEncoder`)."""
@@ -99,7 +99,7 @@ def build_salm(llm, tokenizer, work: Path, adapter: nn.Module, stack: int, enc_c
         cfg["lora"] = {"r": int(lora["r"]), "lora_alpha": int(lora["alpha"]), "lora_dropout": float(lora["dropout"]),
                        "target_modules": list(lora["target_modules"]), "bias": "none", "task_type": "CAUSAL_LM"}
     salm = SALM(cfg)
-    salm.perception.modality_adapter = SALMAdapter(adapter, stack)
+    salm.perception.modality_adapter = SALMAdapter(adapter)
     if encoder is not None:
         salm.perception.preprocessor = RawAudio()
         salm.perception.encoder = encoder

@@ -29,8 +29,8 @@ Measures (training steps: forward + backward + AdamW step, model in train mode, 
     python benchmarks/train_throughput.py --cuts mini/train/cuts.jsonl.gz --rounds 3 --device cuda --dtype bf16
     python benchmarks/train_throughput.py --preset smollm2-whisper-tiny --dtype bf16 --threads 2 --rounds 1
 
-Memory: ``peak_rss_mb`` of the process after our steps (before SALM is built) and at the end
-(``peak_rss_mb_with_salm``); on a GPU, ``peak_gpu_mb`` (torch's max allocated) for ours and SALM's.
+Memory: ``memory`` after our steps (before SALM is built) and ``memory_with_salm`` at the end: the process's
+``peak_rss_mb`` and, on a GPU, ``peak_gpu_mb`` (torch's max allocated since the previous reading).
 """
 
 from __future__ import annotations
@@ -67,16 +67,11 @@ def sync(device):
         torch.cuda.synchronize()
 
 
-def time_steps(step, items, rounds: int, device, warm_all: bool = False) -> float:
-    """Seconds of one pass over ``items``: the fastest of ``rounds`` passes (robust to a busy shared CPU), after a
-    warm-up step (``warm_all``: a warm-up pass, which fills a frozen encoder's feature cache as the first epochs of a
-    run do: the steady state of training is timed)."""
-    return time_round_robin(step, {"items": items}, rounds, device, warm_all)["items"]
-
-
 def time_round_robin(step, sets: dict, rounds: int, device, warm_all: bool = False) -> dict:
-    """:func:`time_steps` of several sets of items, measured in turn within each round, so that a slow spell of a
-    shared host weighs on every set alike."""
+    """Seconds of one pass over each set of items: the fastest of ``rounds`` passes (robust to a busy shared CPU), the
+    sets measured in turn within each round so that a slow spell of a shared host weighs on every set alike. Warm-up:
+    one step of each set (``warm_all``: a pass over each, which fills a frozen encoder's feature cache as the first
+    epochs of a run do: the steady state of training is timed)."""
     for items in sets.values():
         for it in items if warm_all else items[:1]:
             step(it)
@@ -143,10 +138,15 @@ def build_preset(preset: str, cuts, work: Path):
     return model, tokenizer, render, cfg
 
 
+def tokens(batches) -> int:
+    """Non-padding LLM positions of ``batches``."""
+    return sum(int((b.document_ids >= 0).sum()) for b in batches)
+
+
 def padding(batches, min_efficiency: float) -> dict:
     """Real / allocated positions over ``batches``: LLM side, encoder side as the model's grouped calls read it and as
     one padded call per batch would, and encoder calls per batch."""
-    from jstip.data.packing import encoder_groups, padding_efficiency
+    from jstip.data.packing import padding_efficiency
 
     tot = {"llm_real": 0, "llm_alloc": 0, "enc_real": 0, "enc_alloc": 0, "enc_alloc_one_call": 0, "calls": 0}
     for b in batches:
@@ -154,7 +154,7 @@ def padding(batches, min_efficiency: float) -> dict:
         for k in ("llm_real", "llm_alloc", "enc_real", "enc_alloc"):
             tot[k] += e[k]
         tot["enc_alloc_one_call"] += int(b.audio.numel())
-        tot["calls"] += len(encoder_groups(b.audio_lens.tolist(), min_efficiency))
+        tot["calls"] += e["enc_calls"]
     return {"llm": tot["llm_real"] / max(1, tot["llm_alloc"]), "encoder": tot["enc_real"] / max(1, tot["enc_alloc"]),
             "encoder_one_call": tot["enc_real"] / max(1, tot["enc_alloc_one_call"]),
             "encoder_calls_per_batch": tot["calls"] / max(1, len(batches)), "batches": len(batches)}
@@ -181,11 +181,10 @@ def run_salm(args, model, step, tokenizer, cuts, kinds, work, device, dtype, res
         variants = {"salm": sb.SALMEncoder(model.encoder), "salm_cached": sb.SALMEncoder(model.encoder,
                                                                                           model.feature_cache())}
     lora = dict(preset_cfg.train.lora) if preset_cfg is not None else None
-    stack = int(getattr(model.adapter, "stack", 2))
     ours = {k: [b.to(device) for b in kinds[k]] for k in ("asr", "asr_unpacked")}
     for name, encoder in variants.items():
         try:
-            salm = sb.build_salm(model.llm, tokenizer, work, model.adapter, stack, enc_cfg=enc_cfg, encoder=encoder,
+            salm = sb.build_salm(model.llm, tokenizer, work, model.adapter, enc_cfg=enc_cfg, encoder=encoder,
                                  lora=lora).to(device).train()
             if preset_cfg is not None:
                 sb.freeze_like_ours(salm, encoder_trains=False)
@@ -279,7 +278,7 @@ def main() -> None:
     inter_row = render_batches(cuts, tokenizer, il, settings, stream_per="row", render=render, max_row_tokens=rows)
     # Interleaved documents hold fewer positions per second of audio than ASR ones (text is denser than speech), so
     # batches of the same seconds hold fewer tokens; this set has the ASR batches' tokens per batch instead.
-    per_batch = [sum(int((b.document_ids >= 0).sum()) for b in x) / max(1, len(x)) for x in (asr, inter)]
+    per_batch = [tokens(x) / max(1, len(x)) for x in (asr, inter)]
     inter_tok = render_batches(cuts, tokenizer, il, dict(settings, max_duration=settings["max_duration"] * per_batch[0]
                                                          / max(per_batch[1], 1e-9)), render=render, max_row_tokens=rows)
     if args.max_batches:
@@ -292,10 +291,6 @@ def main() -> None:
                           "interleaved": padding(inter, target), "asr_unpacked": padding(asr_unpacked, target)}
     step = training_step_fn(model, device, dtype)
     cached = model.feature_cache() is not None
-
-    def tokens(batches):
-        return sum(int((b.document_ids >= 0).sum()) for b in batches)
-
     kinds = {"asr": asr, "interleaved": inter, "interleaved_same_tokens": inter_tok, "asr_unpacked": asr_unpacked}
     seconds = time_round_robin(step, {k: [b.to(device) for b in v] for k, v in kinds.items()}, args.rounds, device,
                                warm_all=cached)

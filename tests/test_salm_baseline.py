@@ -37,8 +37,8 @@ def test_salm_from_our_parts_trains_what_ours_trains(mini_corpus, tmp_path):
     model.encoder.eval()
     ours = {n for n, p in model.named_parameters() if p.requires_grad}
 
-    salm = sb.build_salm(model.llm, tokenizer, tmp_path, model.adapter, int(model.adapter.stack),
-                         encoder=sb.SALMEncoder(model.encoder), lora=lora)
+    salm = sb.build_salm(model.llm, tokenizer, tmp_path, model.adapter, encoder=sb.SALMEncoder(model.encoder),
+                         lora=lora)
     sb.freeze_like_ours(salm, encoder_trains=False)
     theirs = {n for n, p in salm.named_parameters() if p.requires_grad}
     assert sum(p.numel() for n, p in salm.named_parameters() if n in theirs) == \

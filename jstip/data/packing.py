@@ -207,14 +207,17 @@ def collate(docs: Sequence[Rendered], streams: Sequence[np.ndarray | None], pad_
 def padding_efficiency(batch: SpeechLMBatch, encoder_min_efficiency: float = 0.0) -> dict[str, float]:
     """Real / allocated positions: LLM side (non-padding of B x L) and encoder side (real samples over the samples the
     encoder reads: one padded call over S x T, or with ``encoder_min_efficiency`` (the model's
-    ``model.encoder.min_efficiency``) its calls on :func:`encoder_groups` of the streams, as the model makes them)."""
+    ``model.encoder.min_efficiency``) its calls on :func:`encoder_groups` of the streams, as the model makes them;
+    ``enc_calls`` of them)."""
     llm_real = int((batch.document_ids >= 0).sum())
     llm_alloc = int(batch.input_ids.numel())
     lens = batch.audio_lens.tolist()
+    groups = encoder_groups(lens, encoder_min_efficiency)
     enc_real = int(sum(lens))
-    enc_alloc = sum(len(g) * max(lens[i] for i in g) for g in encoder_groups(lens, encoder_min_efficiency))
+    enc_alloc = sum(len(g) * max(lens[i] for i in g) for g in groups)
     return {
         "llm_real": llm_real, "llm_alloc": llm_alloc, "enc_real": enc_real, "enc_alloc": enc_alloc,
+        "enc_calls": len(groups),
         "llm": llm_real / llm_alloc if llm_alloc else 1.0,
         "encoder": enc_real / enc_alloc if enc_alloc else 1.0,
     }
